@@ -1,0 +1,116 @@
+package pacehttp
+
+import "time"
+
+// Defaults of the retry layer. Each has an Option that overrides it.
+const (
+	// DefaultMaxAttempts is the number of attempts, first included, made
+	// for one request before the last answer is handed back.
+	DefaultMaxAttempts = 5
+
+	// DefaultMaxWait caps any single wait, whether the server asked for it
+	// or backoff chose it. A longer wait is not slept: the request gives up
+	// at once with the last answer.
+	DefaultMaxWait = 60 * time.Second
+
+	// DefaultBackoffMin and DefaultBackoffMax bound the exponential backoff
+	// used when the server gives no hint.
+	DefaultBackoffMin = 500 * time.Millisecond
+	DefaultBackoffMax = 30 * time.Second
+
+	// DefaultMaxBufferedBody is the largest request body buffered in memory
+	// so that it can be replayed, when the request has no GetBody.
+	DefaultMaxBufferedBody = 8 << 20
+)
+
+// An Option configures New, NewClient, Retry or Pace.
+type Option func(*config)
+
+// config holds every layer's settings; each layer reads only its own.
+type config struct {
+	maxAttempts     int
+	maxWait         time.Duration
+	backoffMin      time.Duration
+	backoffMax      time.Duration
+	maxBufferedBody int64
+	retryAllMethods bool
+	classify        Classifier
+	backoff         Backoff
+	hook            func(Event)
+
+	pace paceConfig // settings of the pacing layer, see pacing.go
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		maxAttempts:     DefaultMaxAttempts,
+		maxWait:         DefaultMaxWait,
+		backoffMin:      DefaultBackoffMin,
+		backoffMax:      DefaultBackoffMax,
+		maxBufferedBody: DefaultMaxBufferedBody,
+		pace:            defaultPaceConfig(),
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	return c
+}
+
+// WithMaxAttempts sets how many attempts, the first included, one request
+// may make. One or less means a single attempt: no retries.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) { c.maxAttempts = max(n, 1) }
+}
+
+// WithMaxWait caps every single wait: server-requested, backoff, or a
+// cool-down in the pacer. A wait that would exceed it is not slept; the
+// request gives up at once. Zero or less means no cap beyond the request's
+// context deadline.
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) { c.maxWait = d }
+}
+
+// WithBackoff sets the bounds of the exponential backoff used when the
+// server gives no hint: the first retry waits up to min, each later one up to
+// twice as long, never more than max.
+func WithBackoff(min, max time.Duration) Option {
+	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
+}
+
+// WithMaxBufferedBody sets the largest request body, in bytes, that the
+// retry layer buffers in memory to replay it, when the request has no
+// GetBody. A larger body is sent once and not retried. Zero disables
+// buffering: only requests with GetBody are then retried.
+func WithMaxBufferedBody(n int64) Option {
+	return func(c *config) { c.maxBufferedBody = max(n, 0) }
+}
+
+// WithRetryAllMethods lifts the idempotency rule: requests with any method
+// are retried on any retryable failure, even if the server may have
+// processed them. Use it only when repeating a request is harmless.
+func WithRetryAllMethods() Option {
+	return func(c *config) { c.retryAllMethods = true }
+}
+
+// WithHook calls fn synchronously for every Event of every layer. fn must
+// be fast and safe for concurrent use; it must not modify the Event's
+// request or response.
+func WithHook(fn func(Event)) Option {
+	return func(c *config) {
+		if prev := c.hook; prev != nil && fn != nil {
+			c.hook = func(e Event) { prev(e); fn(e) }
+			return
+		}
+		if fn != nil {
+			c.hook = fn
+		}
+	}
+}
+
+func (c *config) emit(e Event) {
+	if c.hook != nil {
+		c.hook(e)
+	}
+}
