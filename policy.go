@@ -1,8 +1,10 @@
 package pacehttp
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -70,6 +72,8 @@ const maxErrorBodyPeek = 64 << 10
 //   - An X-Should-Retry: true or false response header decides.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
+//     A 429 without a header hint and with a small JSON body is read for a
+//     Google RetryInfo; a QuotaFailure on a per-day quota makes it final.
 //   - 408, 500, 502 and 504 are retried; the server may have acted on them.
 //   - Anything else is final.
 //
@@ -80,6 +84,12 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 		return classifyError(req, err)
 	}
 	hint, hinted := responseHint(resp)
+	if !hinted && resp.StatusCode == http.StatusTooManyRequests {
+		var daily bool
+		if hint, hinted, daily = bodyHint(resp); daily {
+			return Decision{Reason: "daily quota exhausted"}
+		}
+	}
 	if v := resp.Header.Get("X-Should-Retry"); v != "" {
 		switch strings.ToLower(v) {
 		case "true":
@@ -119,6 +129,22 @@ func responseHint(resp *http.Response) (Hint, bool) {
 	}
 	hint, ok, _ := retryHint(resp.Header, time.Now())
 	return hint, ok
+}
+
+// bodyHint looks for a Google RetryInfo in a small JSON error body, and
+// hands the body back readable in full: what was read, then the rest.
+func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
+	if resp.Body == nil || resp.Body == http.NoBody ||
+		!strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return Hint{}, false, false
+	}
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyPeek))
+	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(peek), resp.Body), closer: resp.Body}
+	if err != nil || len(peek) == maxErrorBodyPeek {
+		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
+	}
+	hint, ok, daily, _ = retryHintFromBody(peek)
+	return hint, ok, daily
 }
 
 func classifyError(req *http.Request, err error) Decision {

@@ -581,3 +581,59 @@ func TestChainOrderAndNilBase(t *testing.T) {
 		t.Error("Chain(nil) is not http.DefaultTransport")
 	}
 }
+
+func TestGoogleBodyHint(t *testing.T) {
+	const retryInfo = `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[` +
+		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"}]}}`
+	const daily = `{"error":{"code":429,"details":[` +
+		`{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},` +
+		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"}]}}`
+	big := `{"error":{"message":"` + strings.Repeat("x", maxErrorBodyPeek) + `"}}`
+	json := http.Header{"Content-Type": {"application/json; charset=UTF-8"}}
+	tests := []struct {
+		name      string
+		body      string
+		wantCalls int
+		wantWait  time.Duration // before the second attempt
+	}{
+		{"RetryInfo honoured", retryInfo, 2, 22 * time.Second},
+		{"daily quota final", daily, 1, 0},
+		{"oversized body: backoff", big, 2, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &script{answers: []answer{{status: 429, header: json, body: tt.body}, status(200)}}
+				start := time.Now()
+				resp, err := Chain(s, Retry(WithMaxAttempts(2))).RoundTrip(newRequest(t, context.Background(), "POST", strings.NewReader("{}")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := readAll(t, resp)
+				if s.calls != tt.wantCalls {
+					t.Fatalf("%d attempts, want %d", s.calls, tt.wantCalls)
+				}
+				if tt.wantCalls == 1 && got != tt.body {
+					t.Errorf("body handed back has %d bytes, want the server's %d", len(got), len(tt.body))
+				}
+				if tt.wantWait > 0 {
+					if w := s.times[1].Sub(start); w < tt.wantWait || w > tt.wantWait+time.Second {
+						t.Errorf("waited %v, want %v plus jitter", w, tt.wantWait)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestBodyHintKeepsBodyWhole(t *testing.T) {
+	big := `{"error":{"message":"` + strings.Repeat("y", 3*maxErrorBodyPeek) + `"}}`
+	resp := &http.Response{StatusCode: 429, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(big))}
+	if _, ok, _ := bodyHint(resp); ok {
+		t.Error("hint found in an oversized body")
+	}
+	if got := readAll(t, resp); got != big {
+		t.Errorf("body after peek has %d bytes, want %d", len(got), len(big))
+	}
+}
