@@ -64,8 +64,10 @@ func (t *memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				return
 			}
-			rw.commit(http.StatusOK)
-			pw.Close()
+			rw.commit(nil)
+			// A handler that gave up because the client's context ended
+			// must not look like a complete body.
+			pw.CloseWithError(ctx.Err())
 		}()
 		t.handler.ServeHTTP(rw, sreq)
 	}()
@@ -121,50 +123,51 @@ func serverRequest(ctx context.Context, req *http.Request, body []byte) (*http.R
 }
 
 // pipeWriter is the handler's side of the in-memory exchange. Only the
-// handler goroutine calls its methods; ready hands the committed status and
-// header snapshot to RoundTrip.
+// handler goroutine calls its methods; ready hands the status and header
+// snapshot to RoundTrip. As in net/http, the header is fixed by WriteHeader
+// but sent only on the first Write or Flush, or when the handler returns,
+// so a Content-Type can still be sniffed from the first bytes written.
 type pipeWriter struct {
 	header    http.Header
 	pw        *io.PipeWriter
 	ready     chan struct{}
 	committed bool
-	status    int
-	sent      http.Header
+	status    int         // 0 until WriteHeader
+	sent      http.Header // snapshot taken by WriteHeader
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
 
 func (w *pipeWriter) WriteHeader(code int) {
-	if code >= 100 && code < 200 {
+	if w.status != 0 || (code >= 100 && code < 200) {
 		return // informational answers are not delivered
 	}
-	w.commit(code)
+	w.status = code
+	w.sent = w.header.Clone()
 }
 
-func (w *pipeWriter) commit(code int) {
+// commit sends the header, sniffing a Content-Type from p when none was set.
+func (w *pipeWriter) commit(p []byte) {
 	if w.committed {
 		return
 	}
+	w.WriteHeader(http.StatusOK)
+	if len(p) > 0 && w.sent.Get("Content-Type") == "" {
+		w.sent.Set("Content-Type", http.DetectContentType(p))
+	}
 	w.committed = true
-	w.status = code
-	w.sent = w.header.Clone()
 	close(w.ready)
 }
 
 func (w *pipeWriter) Write(p []byte) (int, error) {
-	if !w.committed {
-		if w.header.Get("Content-Type") == "" && len(p) > 0 {
-			w.header.Set("Content-Type", http.DetectContentType(p))
-		}
-		w.commit(http.StatusOK)
-	}
+	w.commit(p)
 	// The pipe has no buffer: Write returns when the client has read p, so
 	// a flushed chunk is never held back.
 	return w.pw.Write(p)
 }
 
-// Flush commits the header; written data is already delivered.
-func (w *pipeWriter) Flush() { w.commit(http.StatusOK) }
+// Flush sends the header; written data is already delivered.
+func (w *pipeWriter) Flush() { w.commit(nil) }
 
 // pipeBody is the client's side of the response body.
 type pipeBody struct {
