@@ -175,3 +175,28 @@ func ExampleRetryError() {
 	fmt.Println(errors.As(err, &rerr), rerr.Attempts)
 	// Output: true 1
 }
+
+// LogHook logs what pacehttp does with log/slog, without credentials.
+func ExampleLogHook() {
+	srv := tooManyThenOK(1)
+	defer srv.Close()
+
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "wait", "host":
+				return slog.Attr{} // keep the output stable
+			}
+			return a
+		},
+	}))
+	client := pacehttp.NewClient(pacehttp.WithHook(pacehttp.LogHook(logger)))
+	resp, err := client.Get(srv.URL + "/v1/models?key=secret")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	// Output:
+	// level=INFO msg="pacehttp retry" attempt=1 method=GET path=/v1/models reason="status 429" status=429
+}
