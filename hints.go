@@ -63,8 +63,10 @@ func (e *HeaderError) Error() string {
 	if len(v) <= keep {
 		return fmt.Sprintf("pacehttp: ignored %s: %q: %v", e.Header, v, e.Err)
 	}
+	// Cut before a multi-byte character rather than inside it, but back off
+	// no further than one character: invalid UTF-8 has no start to find.
 	n := keep
-	for n > 0 && !utf8.RuneStart(v[n]) {
+	for n > keep-utf8.UTFMax+1 && !utf8.RuneStart(v[n]) {
 		n--
 	}
 	return fmt.Sprintf("pacehttp: ignored %s: %q... (%d bytes): %v", e.Header, v[:n], len(v), e.Err)
