@@ -629,8 +629,17 @@ func (r *headerReader) epoch(s string) (time.Duration, error) {
 	if since == maxHintWait {
 		return maxHintWait, nil
 	}
+	if since < epochFloor {
+		// Too small for a timestamp of this century: some servers put the
+		// seconds until the reset here, not the instant of it.
+		return since, nil
+	}
 	return until(time.Unix(0, 0).Add(since), r.now), nil
 }
+
+// epochFloor tells the two readings of x-ratelimit-reset apart: 10^9 seconds
+// after the epoch is September 2001, so any smaller value is a delay.
+const epochFloor = 1e9 * time.Second
 
 // retryHintFromBody reads the hint in a Google API error body, where Gemini
 // and other Google APIs put it instead of a header:
