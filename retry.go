@@ -161,11 +161,16 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	timer := time.AfterFunc(r.cfg.attemptTimeout, cancel)
 	resp, err := r.next.RoundTrip(req.WithContext(ctx))
-	if !timer.Stop() || err != nil {
+	if timedOut := !timer.Stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
 		if err == nil {
 			resp.Body.Close()
+		}
+		if timedOut && req.Context().Err() == nil {
+			// The transport reports the cancel that cut the attempt as
+			// context.Canceled; to the caller, who cancelled nothing, it
+			// is a timeout.
 			err = context.DeadlineExceeded
 		}
 		return nil, err
