@@ -35,9 +35,9 @@ func hostileOpts(extra ...Option) []Option {
 
 func TestHostileHints(t *testing.T) {
 	const (
-		ignored = iota // malformed: as if absent, so the fixed backoff
-		honoured       // a valid wait within the cap: slept, plus jitter
-		giveUp         // valid but beyond the cap: the 429 at once
+		ignored  = iota // malformed: as if absent, so the fixed backoff
+		honoured        // a valid wait within the cap: slept, plus jitter
+		giveUp          // valid but beyond the cap: the 429 at once
 	)
 	farFuture := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Format(http.TimeFormat)
 	farPast := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)
