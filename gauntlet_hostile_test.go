@@ -2,6 +2,7 @@ package pacehttp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -208,4 +209,57 @@ func TestHostileHugeErrorBody(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestHostileHugeHintWithoutMaxWait(t *testing.T) {
+	// With no cap (WithMaxWait(0)) a valid but huge hint is slept, as the
+	// server asked, until the context ends or its deadline rules it out. The
+	// upward jitter added to a saturated hint must not wrap the wait into a
+	// negative one, which would turn the refusal into an immediate retry.
+	huge := []string{"Retry-After", strings.Repeat("9", 500)}
+
+	t.Run("no deadline: waits until cancelled", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sc := pacetest.NewScripted(pacetest.Status(http.StatusTooManyRequests, huge...), pacetest.OK("done"))
+			defer sc.Close()
+			rt := New(sc.Transport(), hostileOpts(WithMaxAttempts(3), WithMaxWait(0))...)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				resp, err := rt.RoundTrip(faultRequest(t, ctx, http.MethodGet, "http://api.test/", ""))
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			time.Sleep(24 * time.Hour)
+			synctest.Wait()
+			if hits := len(sc.Requests()); hits != 1 {
+				t.Errorf("after a day, %d hits; want 1, still waiting as told", hits)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want context.Canceled", err)
+			}
+		})
+	})
+
+	t.Run("deadline: gives up at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sc := pacetest.NewScripted(pacetest.Status(http.StatusTooManyRequests, huge...), pacetest.OK("done"))
+			defer sc.Close()
+			rt := New(sc.Transport(), hostileOpts(WithMaxAttempts(3), WithMaxWait(0))...)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			start := time.Now()
+			resp, err := rt.RoundTrip(faultRequest(t, ctx, http.MethodGet, "http://api.test/", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if hits := len(sc.Requests()); resp.StatusCode != 429 || hits != 1 || time.Since(start) != 0 {
+				t.Errorf("got %d after %d hits and %v; want the 429 at once after 1 hit", resp.StatusCode, hits, time.Since(start))
+			}
+		})
+	})
 }
