@@ -134,7 +134,9 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		if r.cfg.maxWait > 0 && wait > r.cfg.maxWait {
 			return wait, ErrWaitTooLong
 		}
-		wait += upwardJitter(wait)
+		if j := upwardJitter(wait); wait <= maxHintWait-j {
+			wait += j // else saturated: wrapping would make it a short wait
+		}
 		if r.cfg.maxWait > 0 {
 			wait = min(wait, r.cfg.maxWait)
 		}
