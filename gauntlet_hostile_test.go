@@ -263,3 +263,31 @@ func TestHostileHugeHintWithoutMaxWait(t *testing.T) {
 		})
 	})
 }
+
+func TestHostileDrippingErrorBody(t *testing.T) {
+	// An error answer that will be retried is drained before the wait, for
+	// connection reuse. A hostile server that drips that body a byte an
+	// hour must not hold the request past the wait it asked for, nor past
+	// WithMaxWait, nor keep the server's handler running.
+	synctest.Test(t, func(t *testing.T) {
+		drip := pacetest.Step{
+			Status:   http.StatusServiceUnavailable,
+			Header:   http.Header{"Retry-After": {"1"}},
+			Stream:   []string{"a", "b", "c", "d", "e"},
+			Interval: time.Hour,
+		}
+		sc := pacetest.NewScripted(drip, pacetest.OK("done"))
+		defer sc.Close()
+		rt := New(sc.Transport(), hostileOpts(WithAttemptTimeout(5*time.Second))...)
+		start := time.Now()
+		resp, err := rt.RoundTrip(faultRequest(t, context.Background(), http.MethodGet, "http://api.test/", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		// Retry-After 1 plus upward jitter of at most 100ms.
+		if elapsed, hits := time.Since(start), len(sc.Requests()); resp.StatusCode != 200 || hits != 2 || elapsed < time.Second || elapsed > 1100*time.Millisecond {
+			t.Errorf("got %d after %d hits and %v; want 200 after 2 hits and about 1s", resp.StatusCode, hits, elapsed)
+		}
+	})
+}
