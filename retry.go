@@ -107,7 +107,9 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		ev.Kind, ev.Reason = EventRetry, d.Reason
 		r.cfg.emit(ev)
 		if resp != nil {
-			discard(resp)
+			start := time.Now()
+			discard(resp, wait)
+			wait -= time.Since(start)
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return nil, &RetryError{Attempts: n, Err: err}
@@ -195,9 +197,13 @@ func (b *cancelOnClose) Close() error {
 }
 
 // discard drains a little of a response that will not be handed back, so
-// its connection returns to the pool, and closes it.
-func discard(resp *http.Response) {
+// its connection returns to the pool, and closes it. Draining counts
+// against the wait before the next attempt and stops when that wait is
+// over: a body that drips slowly is closed where it stands.
+func discard(resp *http.Response, wait time.Duration) {
+	t := time.AfterFunc(wait, func() { resp.Body.Close() })
 	io.CopyN(io.Discard, resp.Body, maxDrain)
+	t.Stop()
 	resp.Body.Close()
 }
 
