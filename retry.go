@@ -107,7 +107,9 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		ev.Kind, ev.Reason = EventRetry, d.Reason
 		r.cfg.emit(ev)
 		if resp != nil {
-			discard(resp)
+			start := time.Now()
+			discard(resp, wait)
+			wait -= time.Since(start)
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return nil, &RetryError{Attempts: n, Err: err}
@@ -134,7 +136,9 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		if r.cfg.maxWait > 0 && wait > r.cfg.maxWait {
 			return wait, ErrWaitTooLong
 		}
-		wait += upwardJitter(wait)
+		if j := upwardJitter(wait); wait <= maxHintWait-j {
+			wait += j // else saturated: wrapping would make it a short wait
+		}
 		if r.cfg.maxWait > 0 {
 			wait = min(wait, r.cfg.maxWait)
 		}
@@ -161,11 +165,16 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	timer := time.AfterFunc(r.cfg.attemptTimeout, cancel)
 	resp, err := r.next.RoundTrip(req.WithContext(ctx))
-	if !timer.Stop() || err != nil {
+	if timedOut := !timer.Stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
 		if err == nil {
 			resp.Body.Close()
+		}
+		if timedOut && req.Context().Err() == nil {
+			// The transport reports the cancel that cut the attempt as
+			// context.Canceled; to the caller, who cancelled nothing, it
+			// is a timeout.
 			err = context.DeadlineExceeded
 		}
 		return nil, err
@@ -188,9 +197,13 @@ func (b *cancelOnClose) Close() error {
 }
 
 // discard drains a little of a response that will not be handed back, so
-// its connection returns to the pool, and closes it.
-func discard(resp *http.Response) {
+// its connection returns to the pool, and closes it. Draining counts
+// against the wait before the next attempt and stops when that wait is
+// over: a body that drips slowly is closed where it stands.
+func discard(resp *http.Response, wait time.Duration) {
+	t := time.AfterFunc(wait, func() { resp.Body.Close() })
 	io.CopyN(io.Discard, resp.Body, maxDrain)
+	t.Stop()
 	resp.Body.Close()
 }
 
