@@ -65,7 +65,7 @@ func TestHostileHints(t *testing.T) {
 		{"retry-after-ms 30 digits", []string{"retry-after-ms", strings.Repeat("9", 30)}, giveUp, 0},
 		{"retry-after just under the cap", []string{"Retry-After", "9.99"}, honoured, 9990 * time.Millisecond},
 		{"retry-after just over the cap", []string{"Retry-After", "10.001"}, giveUp, 0},
-		{"reset epoch far past", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "1"}, honoured, 0},
+		{"reset epoch far past", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "500000000"}, honoured, 0},
 		{"reset epoch far future", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "99999999999"}, giveUp, 0},
 		{"reset epoch 40 digits", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", strings.Repeat("9", 40)}, giveUp, 0},
 		{"reset epoch negative", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "-1"}, ignored, 0},
@@ -82,7 +82,7 @@ func TestHostileHints(t *testing.T) {
 		{"repeated retry-after, garbage skipped", []string{"Retry-After", "garbage", "Retry-After", "3"}, honoured, 3 * time.Second},
 		{"repeated retry-after, one huge", []string{"Retry-After", "1", "Retry-After", strings.Repeat("9", 100)}, giveUp, 0},
 		{"bad retry-after-ms falls back to retry-after", []string{"retry-after-ms", "NaN", "Retry-After", "2"}, honoured, 2 * time.Second},
-		{"remaining conflicts: the fewer wins", []string{"X-Ratelimit-Remaining", "5", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "1"}, honoured, 0},
+		{"remaining conflicts: the fewer wins", []string{"X-Ratelimit-Remaining", "5", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "500000000"}, honoured, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

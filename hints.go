@@ -637,9 +637,10 @@ func (r *headerReader) epoch(s string) (time.Duration, error) {
 	return until(time.Unix(0, 0).Add(since), r.now), nil
 }
 
-// epochFloor tells the two readings of x-ratelimit-reset apart: 10^9 seconds
-// after the epoch is September 2001, so any smaller value is a delay.
-const epochFloor = 1e9 * time.Second
+// epochFloor tells the two readings of x-ratelimit-reset apart: 10^8 seconds
+// after the epoch is March 1973, and as a delay more than three years, so a
+// smaller value can only be a delay.
+const epochFloor = 1e8 * time.Second
 
 // retryHintFromBody reads the hint in a Google API error body, where Gemini
 // and other Google APIs put it instead of a header:

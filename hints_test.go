@@ -244,7 +244,7 @@ func TestParseQuotas(t *testing.T) {
 			"x-ratelimit-reset", "1748780100", "x-ratelimit-resource", "core"),
 			[]quota{q("github", "core", 5000, 4999, 15*time.Minute)}, nil},
 		{"github used fills remaining", hdr("x-ratelimit-limit", "30", "x-ratelimit-used", "31"), []quota{q("github", "requests", 30, 0, -1)}, nil},
-		{"github epoch past", hdr("x-ratelimit-reset", "1000000000"), []quota{q("github", "requests", -1, -1, 0)}, nil},
+		{"github epoch past", hdr("x-ratelimit-reset", "500000000"), []quota{q("github", "requests", -1, -1, 0)}, nil},
 		{"reset as seconds from now", hdr("x-ratelimit-reset", "30"), []quota{q("github", "requests", -1, -1, 30*time.Second)}, nil},
 		{"reset zero seconds", hdr("x-ratelimit-reset", "0"), []quota{q("github", "requests", -1, -1, 0)}, nil},
 		{"github epoch fraction", hdr("x-ratelimit-reset", "1748779200.25"), []quota{q("github", "requests", -1, -1, 250*time.Millisecond)}, nil},
