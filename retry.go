@@ -151,8 +151,16 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			return wait, ErrWaitTooLong
 		}
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		return wait, ErrWaitPastDeadline
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if hinted && d.Hint.Wait <= left {
+			// The server's wait fits: let the jitter use at most half of
+			// the slack rather than push the retry past the deadline.
+			wait = min(wait, d.Hint.Wait+(left-d.Hint.Wait)/2)
+		}
+		if left < wait {
+			return wait, ErrWaitPastDeadline
+		}
 	}
 	return wait, nil
 }

@@ -637,3 +637,21 @@ func TestBodyHintKeepsBodyWhole(t *testing.T) {
 		t.Errorf("body after peek has %d bytes, want %d", len(got), len(big))
 	}
 }
+
+func TestJitterNeverPushesAHintPastTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for range 50 {
+			s := &script{answers: []answer{status(429, "Retry-After", "10"), status(200)}}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+10*time.Millisecond)
+			resp, err := Chain(s, Retry()).RoundTrip(newRequest(t, ctx, "GET", nil))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: a hint that fits the deadline must be waited for", resp.StatusCode)
+			}
+		}
+	})
+}
