@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/pacehttp/pacehttp"
 )
 
@@ -199,4 +200,40 @@ func ExampleLogHook() {
 	resp.Body.Close()
 	// Output:
 	// level=INFO msg="pacehttp retry" attempt=1 method=GET path=/v1/models reason="status 429" status=429
+}
+
+func ExampleFromRetryablehttp() {
+	srv := tooManyThenOK(2)
+	defer srv.Close()
+
+	// Before:
+	//
+	//	rc := retryablehttp.NewClient()
+	//	rc.RetryMax = 4
+	//	rc.CheckRetry = retryablehttp.ErrorPropagatedRetryPolicy
+	//	rc.Backoff = retryablehttp.LinearJitterBackoff
+	//	rc.RetryWaitMin, rc.RetryWaitMax = 800*time.Millisecond, 1200*time.Millisecond
+	//	client := rc.StandardClient()
+	client := pacehttp.NewClient(
+		pacehttp.FromRetryablehttp(retryablehttp.ErrorPropagatedRetryPolicy, retryablehttp.LinearJitterBackoff),
+		pacehttp.WithBackoff(800*time.Millisecond, 1200*time.Millisecond),
+		pacehttp.WithMaxAttempts(4+1),        // RetryMax counts retries, WithMaxAttempts attempts
+		pacehttp.WithMaxWait(30*time.Second), // retryablehttp honoured any Retry-After, however long
+		pacehttp.WithHook(func(e pacehttp.Event) {
+			if e.Kind == pacehttp.EventRetry {
+				fmt.Println("retry:", e.Reason, e.StatusCode)
+			}
+		}),
+	)
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.StatusCode)
+	// Output:
+	// retry: check retry 429
+	// retry: check retry 429
+	// 200
 }

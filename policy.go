@@ -32,6 +32,13 @@ type Decision struct {
 	// Hint, when Hint.Source is not empty, is the server's requested wait;
 	// the retry layer never waits less than Hint.Wait.
 	Hint Hint
+
+	// Err, on a decision not to retry, turns the attempt into a failure:
+	// the retry layer closes the response, if any, and returns a
+	// *RetryError wrapping Err instead of it. It is how a go-retryablehttp
+	// CheckRetry that returns (false, err) keeps its meaning (see
+	// FromRetryablehttp); DefaultClassifier never sets it.
+	Err error
 }
 
 // A Classifier decides whether an attempt that produced resp or err may be

@@ -83,6 +83,12 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := r.send(areq)
 		d := r.classify(areq, resp, err)
 		if !d.Retry {
+			if d.Err != nil {
+				if resp != nil {
+					resp.Body.Close()
+				}
+				return nil, &RetryError{Attempts: n, Err: d.Err}
+			}
 			if err != nil {
 				return nil, &RetryError{Attempts: n, Err: err}
 			}
