@@ -10,12 +10,12 @@ const (
 	// probeDoubling is how long the probing rate takes to double. Shorter
 	// finds a fast server sooner but spends more of the burst on the
 	// overshoot.
-	probeDoubling = 200 * time.Millisecond
+	probeDoubling = 100 * time.Millisecond
 
 	// rateMargin is the share of the estimated server rate the pacer
 	// sends at once it knows the rate: enough room for the estimate's
 	// error (a few requests over a second or so of measurement).
-	rateMargin = 0.97
+	rateMargin = 0.98
 
 	// raiseAfter and raiseStep probe back up after a quiet spell, so that
 	// a server whose limit rose is found again: 5% more every 30s without
@@ -30,6 +30,9 @@ const (
 	// throttle sooner than that after the gate opened says the pacer sent
 	// far too fast, not how fast the server refills.
 	minMeasure = 20 * time.Millisecond
+
+	// sendRing is how many recent accepted sends the estimator keeps.
+	sendRing = 2048
 )
 
 // An estimator learns a server's request rate from throttling alone, when
@@ -59,6 +62,8 @@ type estimator struct {
 
 	epoch    time.Time // when the server's bucket was last believed full
 	accepted int64     // requests sent since epoch and accepted
+	sends    []int64   // ring of the latest accepted send times (ns since epoch), once limited
+	next     int       // where the ring writes next
 
 	probing    bool
 	probeBase  float64
@@ -70,8 +75,9 @@ type estimator struct {
 func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
 	e := estimator{floor: floor, rate: math.Inf(1), epoch: now, lastChange: now}
 	if rate > 0 && !math.IsInf(rate, 1) {
-		e.rate = max(rate, floor)
-		e.limit = e.rate
+		// A stated rate is the caller's word: the floor never lifts it.
+		e.rate, e.limit = rate, rate
+		e.floor = min(floor, rate)
 		e.burst = float64(max(burst, 1))
 	}
 	return e
@@ -79,8 +85,22 @@ func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
 
 // accept counts a request sent at sent that the server accepted.
 func (e *estimator) accept(sent time.Time) {
-	if !sent.Before(e.epoch) {
-		e.accepted++
+	if sent.Before(e.epoch) {
+		return
+	}
+	e.accepted++
+	if math.IsInf(e.rate, 1) {
+		return
+	}
+	if e.sends == nil {
+		e.sends = make([]int64, 0, sendRing)
+	}
+	d := int64(sent.Sub(e.epoch))
+	if len(e.sends) < sendRing {
+		e.sends = append(e.sends, d)
+	} else {
+		e.sends[e.next] = d
+		e.next = (e.next + 1) % sendRing
 	}
 }
 
@@ -121,7 +141,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 			e.startProbe(max(min(e.rate, e.probeBase)/2, e.floor), reopen)
 		}
 	default:
-		l := (a - e.burst) / t
+		l := max((a-e.burst)/t, e.windowRate(sent))
 		if e.limit > 0 {
 			l = min(l, e.limit)
 		}
@@ -142,7 +162,31 @@ func (e *estimator) startProbe(base float64, at time.Time) {
 func (e *estimator) restart(reopen time.Time) {
 	e.epoch = reopen
 	e.accepted = 0
+	e.sends = e.sends[:0]
+	e.next = 0
 	e.lastChange = reopen
+}
+
+// windowRate returns the best lower bound on the server's rate that the
+// recent sends give, for a throttle of a request sent at sent: the server's
+// bucket was empty then, and held at most burst at the start of any window
+// before, so any window of w seconds with k accepted sends shows
+// L ≥ (k - burst)/w, with equality for the window that starts when the
+// bucket was last full. The bound holds whatever the sending pattern,
+// including probes slower than the server, during which its bucket filled.
+func (e *estimator) windowRate(sent time.Time) float64 {
+	end := int64(sent.Sub(e.epoch))
+	best := 0.0
+	n := len(e.sends)
+	for i := 1; i <= n; i++ {
+		ts := e.sends[(e.next-i+n)%n]
+		w := time.Duration(end - ts)
+		if w < minMeasure {
+			continue
+		}
+		best = max(best, (float64(i)-e.burst)/w.Seconds())
+	}
+	return best
 }
 
 // tick advances the probe or the slow raise. It returns the new rate and
