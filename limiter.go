@@ -118,10 +118,11 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 		tr = tb.ReserveN(t, min(tokens, max(tb.Burst(), 1)))
 		wait = max(wait, tr.DelayFrom(now))
 	}
-	if t.After(now) {
-		// Spread the queue behind the gate so that it does not all
-		// return in one instant; the bucket spaces it further.
-		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*b.spacing())
+	if t.After(now) && b.requests.Limit() == rate.Inf {
+		// With no rate to space them, spread the queue behind the gate
+		// so that it does not all return in one instant. A finite bucket
+		// spaces it by itself: its burst at the opening, then the rate.
+		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*time.Millisecond)
 		b.spread++
 	}
 	if wait == 0 {
@@ -143,23 +144,11 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 	return wait, cancel, nil
 }
 
-// spacing is the gap between waiters released by a gate: a quarter of the
-// request interval, or a millisecond when the rate is unknown.
-func (b *localBudget) spacing() time.Duration {
-	r := float64(b.requests.Limit())
-	if r <= 0 || math.IsInf(r, 1) {
-		return time.Millisecond
-	}
-	return time.Duration(float64(time.Second) / r / 4)
-}
-
 func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if until.After(b.gate) {
-		if !b.gate.After(now) {
-			b.spread = 0
-		}
+		b.spread = 0
 		// Drain the buckets as of now: the server just said it has
 		// nothing left, so only the refill during the gate counts.
 		b.requests = renew(b.requests, now, true)
@@ -194,6 +183,7 @@ func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) erro
 		b.requests = renew(b.requests, t, false)
 		b.tokens = renew(b.tokens, t, false)
 		b.gen++
+		b.spread = 0 // the waiters line up again
 	}
 	b.requests = setBucket(b.requests, t, l.Requests)
 	if b.tokens == nil && l.Tokens.Rate > 0 {

