@@ -421,6 +421,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 // over headerTrust, which converges on the true rate from below.
 func (part *partition) headerRate(now time.Time, q *quota) float64 {
 	r := q.refillRate()
+	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
+		// A window with no stated length: what is left must last until
+		// the reset, so spread it evenly over the time to the reset.
+		return float64(q.Remaining) / q.Reset.Seconds()
+	}
 	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
 		return r
 	}
