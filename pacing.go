@@ -413,12 +413,13 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	}
 }
 
-// headerRate returns the refill rate q implies, made safe against counts
+// headerRate returns the refill rate q implies, made exact despite counts
 // rounded down: a refilling bucket that shows Remaining whole units out of
-// Limit may hold nearly one more, so (Limit-Remaining)/Reset overstates the
-// rate by up to one unit's worth. The pacer takes the lower bound
-// (Limit-Remaining-1)/Reset instead and keeps the highest lower bound seen
-// over headerTrust, which converges on the true rate from below.
+// Limit may hold nearly one more, so one answer only bounds the rate,
+// between (Limit-Remaining-1)/Reset and (Limit-Remaining)/Reset. The pacer
+// intersects the bounds of successive answers, which close in on the true
+// rate, and uses the middle. The bucket's sync to Remaining absorbs what
+// error is left.
 func (part *partition) headerRate(now time.Time, q *quota) float64 {
 	r := q.refillRate()
 	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
@@ -429,24 +430,43 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
 		return r
 	}
-	n := q.Limit - q.Remaining - 1
-	if n <= 0 {
+	n := q.Limit - q.Remaining
+	if n <= 1 {
 		return 0 // too little to tell: keep what is known
 	}
-	lo := float64(n) / q.Reset.Seconds()
+	// Reset may be rounded up to whole seconds (every dialect but
+	// OpenAI's durations): then the refill may take up to 1s less.
+	gran := time.Second
+	if q.Source == "openai" {
+		gran = 0
+	}
+	lo, hi := float64(n-1)/q.Reset.Seconds(), math.Inf(1)
+	if q.Reset > gran {
+		hi = float64(n) / (q.Reset - gran).Seconds()
+	}
 	part.mu.Lock()
 	defer part.mu.Unlock()
 	i := 0
 	if q.Name != "requests" {
 		i = 1
 	}
-	if now.Sub(part.hdrLoAt[i]) > headerTrust {
-		part.hdrLo[i] = 0
+	b := &part.hdr[i]
+	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+		// Stale, or the rate changed: start over.
+		*b = rateBounds{lo: lo, hi: hi, at: now}
 	}
-	if lo > part.hdrLo[i] {
-		part.hdrLo[i], part.hdrLoAt[i] = lo, now
+	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
+	if gran > 0 || math.IsInf(b.hi, 1) {
+		return b.lo // a loose upper bound: stay on the safe side
 	}
-	return part.hdrLo[i]
+	return (b.lo + b.hi) / 2
+}
+
+// rateBounds is the interval a refilling bucket's rate must lie in, given
+// every header seen since at.
+type rateBounds struct {
+	lo, hi float64
+	at     time.Time
 }
 
 // extendGate records that the partition's gate closes until until, and

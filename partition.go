@@ -42,10 +42,9 @@ type partition struct {
 
 	mu      sync.Mutex
 	est     estimator
-	lastSet float64      // the request rate last given to the budget
-	gate    time.Time    // the latest end of a cool-down given to the budget
-	hdrLo   [2]float64   // highest lower bound on the refill rate from headers: requests, tokens
-	hdrLoAt [2]time.Time // when it was seen
+	lastSet float64       // the request rate last given to the budget
+	gate    time.Time     // the latest end of a cool-down given to the budget
+	hdr     [2]rateBounds // the refill rate headers imply: requests, tokens
 }
 
 // partitions maps a fast keyed hash of the raw key to its partition. The
