@@ -67,8 +67,12 @@ type BucketLimits struct {
 	Remaining int64
 }
 
-// localLimiter is the default Limiter: budgets in process memory, built on
-// golang.org/x/time/rate.
+// NewLocalLimiter returns the default Limiter: budgets in process memory,
+// built on golang.org/x/time/rate. It is useful to wrap, or as the fallback
+// of a shared Limiter.
+func NewLocalLimiter() Limiter { return localLimiter{} }
+
+// localLimiter is the default Limiter.
 type localLimiter struct{}
 
 func (localLimiter) Budget(string) Budget { return newLocalBudget() }

@@ -84,3 +84,27 @@ func BenchmarkPaceBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPaceHotPath measures what the pacer adds to a request when no
+// limit binds: compare with the base sub-benchmark.
+func BenchmarkPaceHotPath(b *testing.B) {
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: http.NoBody}
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+	req.Header.Set("Authorization", "Bearer sk-test")
+	for _, tc := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"base", base},
+		{"pace", Pace()(base)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tc.rt.RoundTrip(req) // warm the partition
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.rt.RoundTrip(req)
+			}
+		})
+	}
+}
