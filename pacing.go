@@ -1,13 +1,535 @@
 package pacehttp
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of the pacing layer. Each has an Option that overrides it.
+const (
+	// DefaultRateFloor is the lowest request rate, per second, the
+	// adaptive pacer ever sets: a few throttles must not stall a
+	// partition for minutes.
+	DefaultRateFloor = 1.0
+
+	// DefaultPartitionExpiry is how long a partition may sit unused before
+	// its state is dropped. Longer than the minute windows most APIs use,
+	// so that what was learned outlives a pause.
+	DefaultPartitionExpiry = 10 * time.Minute
+
+	// warmUpWait bounds how long requests of a fresh partition wait for
+	// the first answer, whose headers may state the limits. A slow first
+	// answer (a long LLM completion) must not hold the rest for long.
+	warmUpWait = 500 * time.Millisecond
+
+	// maxCoolDown bounds a gate, so that a hostile Retry-After cannot
+	// overflow a time; WithMaxWait fails requests behind a long gate fast.
+	maxCoolDown = 24 * time.Hour
+)
+
+// ErrWaitTooLong is matched by every *WaitError: the pacer would have had
+// to hold a request longer than its deadline or the maximum wait allows.
+var ErrWaitTooLong = errors.New("pacehttp: pacing wait too long")
+
+// A WaitError reports a request the pacer refused to hold, because the wait
+// it needed would outlast the request's context deadline or the maximum
+// wait (WithMaxWait). The pacer fails such a request at once rather than
+// sleep to no purpose, as rate.Limiter.Wait does.
+//
+// errors.Is(err, ErrWaitTooLong) holds for every WaitError, and
+// errors.Is(err, context.DeadlineExceeded) when the deadline was the bound.
+type WaitError struct {
+	Wait      time.Duration // the wait the request would have needed
+	Limit     time.Duration // what was left of the deadline, or the maximum wait
+	Deadline  bool          // the context deadline was the bound
+	Partition string        // the hashed partition name
+}
+
+func (e *WaitError) Error() string {
+	bound := "max wait"
+	if e.Deadline {
+		bound = "context deadline"
+	}
+	return fmt.Sprintf("pacehttp: pacing wait %v exceeds %s (%v left) in partition %s", e.Wait, bound, e.Limit, e.Partition)
+}
+
+// Is reports whether target is ErrWaitTooLong, or context.DeadlineExceeded
+// for a wait bounded by the deadline.
+func (e *WaitError) Is(target error) bool {
+	return target == ErrWaitTooLong || (e.Deadline && target == context.DeadlineExceeded)
+}
 
 // paceConfig holds the settings of the pacing layer.
-// TODO(pacing): the pacer itself; until it lands, Pace passes requests through.
-type paceConfig struct{}
+type paceConfig struct {
+	rate, tokenRate   float64 // 0: unknown, learn it
+	burst, tokenBurst int
+	floor             float64
+	concurrency       int
+	keyFunc           func(*http.Request) string
+	costFunc          func(*http.Request) int
+	expiry            time.Duration
+	limiter           Limiter
+}
 
-func defaultPaceConfig() paceConfig { return paceConfig{} }
+func defaultPaceConfig() paceConfig {
+	return paceConfig{floor: DefaultRateFloor, expiry: DefaultPartitionExpiry}
+}
+
+// Pace returns the pacing layer alone: a Middleware that holds each request
+// until its partition's budget allows it. New puts it under the retry layer;
+// use Pace directly to pace without retrying, or to compose your own chain.
+// Each call returns a middleware with its own state; every RoundTripper it
+// wraps shares that state.
+func Pace(opts ...Option) Middleware {
+	return newConfig(opts).paceMiddleware()
+}
 
 func (c *config) paceMiddleware() Middleware {
-	return func(next http.RoundTripper) http.RoundTripper { return next }
+	var once sync.Once
+	var ps *partitions
+	return func(next http.RoundTripper) http.RoundTripper {
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		once.Do(func() { ps = newPartitions(c.pace.expiry) })
+		lim := c.pace.limiter
+		if lim == nil {
+			lim = localLimiter{}
+		}
+		return &pacer{cfg: c, next: next, parts: ps, limiter: lim, now: time.Now}
+	}
+}
+
+// A pacer is the pacing RoundTripper. Every request passes, in order: its
+// partition's warm-up (only while the partition is fresh), the concurrency
+// cap, and the budget; then it is sent, and its answer teaches the
+// partition: headers set the limits, throttles close the gate and feed the
+// adaptive estimator.
+type pacer struct {
+	cfg     *config
+	next    http.RoundTripper
+	parts   *partitions
+	limiter Limiter
+	now     func() time.Time
+}
+
+func (p *pacer) newPartition(name string, now time.Time) *partition {
+	pc := &p.cfg.pace
+	part := &partition{name: name, budget: p.limiter.Budget(name), warmed: make(chan struct{})}
+	part.changed.Store(new(make(chan struct{})))
+	if pc.concurrency > 0 {
+		part.sem = newSemaphore(pc.concurrency)
+	}
+	part.est = newEstimator(now, pc.floor, pc.rate, pc.burst)
+	part.limited.Store(!math.IsInf(part.est.rate, 1))
+	var l Limits
+	if pc.rate > 0 {
+		l.Requests = BucketLimits{Rate: part.est.rate, Burst: headroom(pc.burst), Remaining: -1}
+	}
+	if pc.tokenRate > 0 {
+		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: max(pc.tokenBurst, 1), Remaining: -1}
+		part.tokens.Store(true)
+	}
+	if pc.rate > 0 || pc.tokenRate > 0 {
+		part.budget.SetLimits(context.Background(), now, l)
+		part.warm.Store(true) // the caller stated the limits
+		part.warmOnce.Do(func() { close(part.warmed) })
+	}
+	return part
+}
+
+// RoundTrip implements http.RoundTripper.
+func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	now := p.now()
+	host, cred := partitionKey(req, p.cfg.pace.keyFunc)
+	part := p.parts.get(host, cred, now, func(name string) *partition { return p.newPartition(name, now) })
+	defer part.active.Add(-1)
+
+	first := false
+	if !part.warm.Load() {
+		var err error
+		if first, err = p.warmUp(ctx, part); err != nil {
+			return nil, p.fail(req, err)
+		}
+		if first {
+			defer part.endWarmUp()
+		}
+	}
+
+	if part.sem != nil {
+		if err := part.sem.acquire(ctx); err != nil {
+			return nil, p.fail(req, err)
+		}
+	}
+	release := func() {
+		if part.sem != nil {
+			part.sem.release()
+		}
+	}
+
+	tokens := 0
+	if part.tokens.Load() {
+		if p.cfg.pace.costFunc != nil {
+			tokens = max(p.cfg.pace.costFunc(req), 1)
+		} else {
+			tokens = defaultCost(req)
+		}
+	}
+	now = p.now()
+	// A waiter whose partition changes under it (a cool-down, a new rate)
+	// gives its reservation back and reserves again, so that it neither
+	// slips out past a gate that closed after it reserved nor keeps a slot
+	// computed at an outdated rate.
+	start := now
+	for {
+		changed := part.changed.Load()
+		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
+		if err != nil {
+			release()
+			return nil, p.fail(req, fmt.Errorf("pacehttp: reserve in partition %s: %w", part.name, err))
+		}
+		if wait <= 0 {
+			break
+		}
+		again, err := p.sleep(ctx, part.name, now, wait, *changed)
+		if err != nil || again {
+			if cancel != nil {
+				cancel()
+			}
+		}
+		if err != nil {
+			release()
+			return nil, p.fail(req, err)
+		}
+		now = p.now()
+		if !again {
+			break
+		}
+	}
+	if now.After(start) {
+		p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: now.Sub(start), Partition: part.name})
+	}
+
+	resp, err := p.next.RoundTrip(req)
+	p.observe(part, req, now, resp, err)
+	if part.sem != nil {
+		if err != nil || resp == nil || resp.Body == nil {
+			release()
+		} else {
+			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}
+		}
+	}
+	return resp, err
+}
+
+// fail closes the request body, as the RoundTripper contract asks of a
+// transport that returns without sending, and returns err.
+func (p *pacer) fail(req *http.Request, err error) error {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return err
+}
+
+// warmUp lets the first request of a fresh partition go alone and holds the
+// others until its answer arrives (or warmUpWait passes). It reports
+// whether the caller is that first request.
+func (p *pacer) warmUp(ctx context.Context, part *partition) (first bool, err error) {
+	if part.probe.CompareAndSwap(false, true) {
+		return true, nil
+	}
+	t := time.NewTimer(warmUpWait)
+	defer t.Stop()
+	select {
+	case <-part.warmed:
+	case <-t.C:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return false, nil
+}
+
+func (part *partition) endWarmUp() {
+	part.warm.Store(true)
+	part.warmOnce.Do(func() { close(part.warmed) })
+}
+
+// sleep waits d, or fails at once if d cannot be waited in full. It returns
+// early with again set when changed is closed.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration, changed <-chan struct{}) (again bool, err error) {
+	if mw := p.cfg.maxWait; mw > 0 && d > mw {
+		return false, &WaitError{Wait: d, Limit: mw, Partition: name}
+	}
+	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+		return false, &WaitError{Wait: d, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-changed:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// observe teaches the partition what an answer says about the server's
+// limits. now is when the request was sent.
+func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp *http.Response, err error) {
+	if err != nil || resp == nil {
+		return
+	}
+	now := p.now()
+	h := resp.Header
+	if hasRateLimitHeaders(h) {
+		if qs, _ := parseQuotas(h, now); len(qs) > 0 {
+			p.applyQuotas(part, req, now, qs)
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, 529:
+		hint, ok, _ := retryHint(h, now)
+		if !ok && resp.StatusCode != http.StatusTooManyRequests {
+			return // an outage, not a limit
+		}
+		reopen := now
+		if ok && hint.Wait > 0 {
+			reopen = now.Add(min(hint.Wait, maxCoolDown))
+		}
+		part.mu.Lock()
+		r, b, changed := part.est.throttle(now, sent, reopen)
+		if changed {
+			part.lastSet = r
+		}
+		part.limited.Store(!math.IsInf(r, 1))
+		part.mu.Unlock()
+		if changed {
+			p.setRate(part, req, now, r, b)
+		}
+		if reopen.After(now) && part.extendGate(reopen) {
+			part.budget.CoolDown(req.Context(), now, reopen)
+			part.signal()
+			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
+				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
+		}
+		return
+	}
+	part.mu.Lock()
+	part.est.accept(sent)
+	if !part.limited.Load() {
+		// Unthrottled: the estimator needs only the count.
+		part.mu.Unlock()
+		return
+	}
+	r, changed := part.est.tick(now)
+	b := part.est.burst
+	changed = changed && part.material(r)
+	part.mu.Unlock()
+	if changed {
+		p.setRate(part, req, now, r, b)
+	}
+}
+
+func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
+	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
+	part.signal()
+	p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
+}
+
+// applyQuotas sets the partition's buckets from what the server reports,
+// and holds the partition when a quota is spent until its next unit.
+func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, qs []quota) {
+	var reqQ, tokQ *quota
+	for i := range qs {
+		q := &qs[i]
+		switch q.Name {
+		case "requests":
+			reqQ = q
+		case "tokens":
+			tokQ = q
+		case "input-tokens":
+			if tokQ == nil {
+				tokQ = q
+			}
+		case "output-tokens":
+		default: // an IETF policy: counted in requests unless named
+			if reqQ == nil {
+				reqQ = q
+			}
+		}
+	}
+	var l Limits
+	var hold time.Duration
+	bucket := func(q *quota) BucketLimits {
+		bl := BucketLimits{Rate: part.headerRate(now, q), Remaining: q.Remaining}
+		if q.Limit > 0 {
+			bl.Burst = headroom(int(min(q.Limit, math.MaxInt32)))
+		}
+		if !q.Refill || bl.Rate <= 0 {
+			// A refilling bucket synced to Remaining holds requests
+			// by itself; a window's quota returns only at its reset.
+			hold = max(hold, q.nextUnit())
+		}
+		return bl
+	}
+	if reqQ != nil {
+		l.Requests = bucket(reqQ)
+		part.mu.Lock()
+		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
+		if !part.material(l.Requests.Rate) {
+			l.Requests.Rate = 0 // keep the rate, and the waiters' places
+		}
+		part.limited.Store(!math.IsInf(part.est.rate, 1))
+		part.mu.Unlock()
+	} else {
+		l.Requests.Remaining = -1
+	}
+	if tokQ != nil {
+		l.Tokens = bucket(tokQ)
+		if l.Tokens.Rate > 0 {
+			part.tokens.Store(true)
+		}
+	} else {
+		l.Tokens.Remaining = -1
+	}
+	part.budget.SetLimits(req.Context(), now, l)
+	signal := l.Requests.Rate > 0 || l.Tokens.Rate > 0
+	if hold > 0 && part.extendGate(now.Add(hold)) {
+		part.budget.CoolDown(req.Context(), now, now.Add(hold))
+		signal = true
+	}
+	if signal {
+		part.signal()
+	}
+}
+
+// headerRate returns the refill rate q implies, made exact despite counts
+// rounded down: a refilling bucket that shows Remaining whole units out of
+// Limit may hold nearly one more, so one answer only bounds the rate,
+// between (Limit-Remaining-1)/Reset and (Limit-Remaining)/Reset. The pacer
+// intersects the bounds of successive answers, which close in on the true
+// rate, and uses the middle. The bucket's sync to Remaining absorbs what
+// error is left.
+func (part *partition) headerRate(now time.Time, q *quota) float64 {
+	r := q.refillRate()
+	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
+		// A window with no stated length: what is left must last until
+		// the reset, so spread it evenly over the time to the reset.
+		return float64(q.Remaining) / q.Reset.Seconds()
+	}
+	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
+		return r
+	}
+	n := q.Limit - q.Remaining
+	if n < 1 {
+		return 0 // a full bucket tells nothing of the rate
+	}
+	// Reset may be rounded up to whole seconds (every dialect but
+	// OpenAI's durations): then the refill may take up to 1s less.
+	gran := time.Second
+	if q.Source == "openai" {
+		gran = 0
+	}
+	lo, hi := float64(n-1)/q.Reset.Seconds(), math.Inf(1)
+	if q.Reset > gran {
+		hi = float64(n) / (q.Reset - gran).Seconds()
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	i := 0
+	if q.Name != "requests" {
+		i = 1
+	}
+	b := &part.hdr[i]
+	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+		// Stale, or the rate changed: start over.
+		*b = rateBounds{lo: lo, hi: hi, at: now}
+	}
+	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
+	if gran > 0 || math.IsInf(b.hi, 1) {
+		return b.lo // a loose upper bound: stay on the safe side
+	}
+	return (b.lo + b.hi) / 2
+}
+
+// rateBounds is the interval a refilling bucket's rate must lie in, given
+// every header seen since at.
+type rateBounds struct {
+	lo, hi float64
+	at     time.Time
+}
+
+// extendGate records that the partition's gate closes until until, and
+// reports whether that is later than it was: only then is the budget told,
+// and the waiters woken.
+func (part *partition) extendGate(until time.Time) bool {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if !until.After(part.gate) {
+		return false
+	}
+	part.gate = until
+	return true
+}
+
+// headroom returns the burst the pacer allows itself for a server burst
+// of b: a tenth less, at least one less from 2 up. Pacing at exactly the
+// server's rate leaves its bucket empty, so that any scheduling delay that
+// bunches sends together would meet a 429; the reserve absorbs that, at the
+// cost of a few requests' time once.
+func headroom(b int) int {
+	if b < 2 {
+		return max(b, 1)
+	}
+	return b - max(1, b/10)
+}
+
+// material reports whether moving the partition's rate to r is worth
+// voiding the waiters' reservations, and if so records r as set.
+// part.mu must be held.
+func (part *partition) material(r float64) bool {
+	if r <= 0 {
+		return false
+	}
+	if last := part.lastSet; last > 0 && math.Abs(r-last) < 0.05*last {
+		return false
+	}
+	part.lastSet = r
+	return true
+}
+
+// hasRateLimitHeaders is a cheap test that spares responses without any
+// rate-limit header the cost of parsing: every dialect's header names
+// contain "Ratelimit" in canonical form.
+func hasRateLimitHeaders(h http.Header) bool {
+	for k := range h {
+		if strings.Contains(k, "Ratelimit") {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseBody frees the partition's concurrency slot when the response body
+// is closed: a request occupies the server until its answer is read.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }
