@@ -147,7 +147,7 @@ func ExampleWaitError() {
 	defer cancel()
 	_, err := get(rt, ctx)
 	var we *pacehttp.WaitError
-	fmt.Println(errors.As(err, &we), errors.Is(err, context.DeadlineExceeded), errors.Is(err, pacehttp.ErrWaitTooLong))
+	fmt.Println(errors.As(err, &we), errors.Is(err, context.DeadlineExceeded), errors.Is(err, pacehttp.ErrWaitPastDeadline))
 	// Output: true true true
 }
 

@@ -125,7 +125,10 @@ func ExampleWithHook() {
 		},
 	}))
 	client := pacehttp.NewClient(pacehttp.WithHook(func(e pacehttp.Event) {
-		logger.Info(e.Kind.String(), "attempt", e.Attempt, "reason", e.Reason, "wait", e.Wait, "status", e.StatusCode)
+		switch e.Kind {
+		case pacehttp.EventAttempt, pacehttp.EventRetry, pacehttp.EventGiveUp:
+			logger.Info(e.Kind.String(), "attempt", e.Attempt, "reason", e.Reason, "wait", e.Wait, "status", e.StatusCode)
+		}
 	}))
 	resp, err := client.Get(srv.URL)
 	if err != nil {
@@ -177,21 +180,23 @@ func ExampleRetryError() {
 	// Output: true 1
 }
 
-// LogHook logs what pacehttp does with log/slog, without credentials.
+// LogHook logs what pacehttp does with log/slog, without credentials. Here
+// only give-ups, logged at Warn, pass the handler's level.
 func ExampleLogHook() {
 	srv := tooManyThenOK(1)
 	defer srv.Close()
 
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			switch a.Key {
-			case slog.TimeKey, "wait", "host":
+			case slog.TimeKey, "host", "partition":
 				return slog.Attr{} // keep the output stable
 			}
 			return a
 		},
 	}))
-	client := pacehttp.NewClient(pacehttp.WithHook(pacehttp.LogHook(logger)))
+	client := pacehttp.NewClient(pacehttp.WithMaxAttempts(1), pacehttp.WithHook(pacehttp.LogHook(logger)))
 	resp, err := client.Get(srv.URL + "/v1/models?key=secret")
 	if err != nil {
 		fmt.Println(err)
@@ -199,7 +204,7 @@ func ExampleLogHook() {
 	}
 	resp.Body.Close()
 	// Output:
-	// level=INFO msg="pacehttp retry" attempt=1 method=GET path=/v1/models reason="status 429" status=429
+	// level=WARN msg="pacehttp give-up" attempt=1 method=GET path=/v1/models reason="status 429: attempts exhausted" status=429
 }
 
 func ExampleFromRetryablehttp() {

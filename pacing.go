@@ -2,7 +2,6 @@ package pacehttp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -34,17 +33,14 @@ const (
 	maxCoolDown = 24 * time.Hour
 )
 
-// ErrWaitTooLong is matched by every *WaitError: the pacer would have had
-// to hold a request longer than its deadline or the maximum wait allows.
-var ErrWaitTooLong = errors.New("pacehttp: pacing wait too long")
-
 // A WaitError reports a request the pacer refused to hold, because the wait
 // it needed would outlast the request's context deadline or the maximum
 // wait (WithMaxWait). The pacer fails such a request at once rather than
 // sleep to no purpose, as rate.Limiter.Wait does.
 //
-// errors.Is(err, ErrWaitTooLong) holds for every WaitError, and
-// errors.Is(err, context.DeadlineExceeded) when the deadline was the bound.
+// errors.Is(err, ErrWaitTooLong) holds when the maximum wait was the bound;
+// errors.Is(err, ErrWaitPastDeadline) and errors.Is(err,
+// context.DeadlineExceeded) when the deadline was.
 type WaitError struct {
 	Wait      time.Duration // the wait the request would have needed
 	Limit     time.Duration // what was left of the deadline, or the maximum wait
@@ -60,10 +56,12 @@ func (e *WaitError) Error() string {
 	return fmt.Sprintf("pacehttp: pacing wait %v exceeds %s (%v left) in partition %s", e.Wait, bound, e.Limit, e.Partition)
 }
 
-// Is reports whether target is ErrWaitTooLong, or context.DeadlineExceeded
-// for a wait bounded by the deadline.
+// Is reports whether target names the bound the wait exceeded.
 func (e *WaitError) Is(target error) bool {
-	return target == ErrWaitTooLong || (e.Deadline && target == context.DeadlineExceeded)
+	if e.Deadline {
+		return target == ErrWaitPastDeadline || target == context.DeadlineExceeded
+	}
+	return target == ErrWaitTooLong
 }
 
 // paceConfig holds the settings of the pacing layer.

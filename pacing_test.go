@@ -84,11 +84,13 @@ func TestPaceLearnsUnknownRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := pacetest.NewAPI(pacetest.Config{Rate: 100, Burst: 10})
 		rt := Pace()(api.Transport())
-		_, refused := batch(t, rt, 1500, 16)
-		// The cold start meets the burst's worth of concurrent callers
-		// (up to 16 - 10), the calibration a few more.
-		if refused > 16 {
-			t.Errorf("429s = %d, want at most 16", refused)
+		const n = 1500
+		_, refused := batch(t, rt, n, 16)
+		// The cold start meets the concurrent callers beyond the burst
+		// (up to 16 - 10), the calibration probe a few more; how many
+		// depends on the order the callers run in. Few means 2% here.
+		if refused > n/50 {
+			t.Errorf("429s = %d, want at most %d", refused, n/50)
 		}
 		tl := api.Stats().Timeline
 		last := tl[len(tl)-6 : len(tl)-1] // whole seconds at the end
@@ -255,8 +257,11 @@ func TestPaceWaitFailsFast(t *testing.T) {
 					t.Errorf("failed after %v, want at once", time.Since(start))
 				}
 				var we *WaitError
-				if !errors.As(err, &we) || !errors.Is(err, ErrWaitTooLong) {
+				if !errors.As(err, &we) {
 					t.Fatalf("err = %v, want a *WaitError", err)
+				}
+				if bound := map[bool]error{true: ErrWaitPastDeadline, false: ErrWaitTooLong}[tc.deadl]; !errors.Is(err, bound) {
+					t.Errorf("err = %v, want it to match %v", err, bound)
 				}
 				if got := errors.Is(err, context.DeadlineExceeded); got != tc.deadl {
 					t.Errorf("errors.Is(err, DeadlineExceeded) = %v, want %v", got, tc.deadl)
@@ -368,9 +373,10 @@ func TestMaxTokens(t *testing.T) {
 			t.Errorf("maxTokens(%s) = %d, want %d", tc.body, got, tc.want)
 		}
 	}
-	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(`{"max_tokens":100,"prompt":"`+strings.Repeat("a", 400)+`"}`))
-	if got := defaultCost(req); got != 100+len(req.Header)+(len(`{"max_tokens":100,"prompt":"`)+402)/4 {
-		t.Logf("defaultCost = %d", got)
+	body := `{"max_tokens":100,"prompt":"` + strings.Repeat("a", 400) + `"}`
+	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(body))
+	if got, want := defaultCost(req), len(body)/4+100; got != want {
+		t.Errorf("defaultCost = %d, want %d: a quarter token per byte plus max_tokens", got, want)
 	}
 }
 

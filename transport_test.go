@@ -499,10 +499,6 @@ func TestAttemptTimeoutDoesNotCutBody(t *testing.T) {
 	})
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func TestStreamingBodyUntouched(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
