@@ -75,7 +75,8 @@ const maxErrorBodyPeek = 64 << 10
 //   - A transport error is retried unless it cannot heal: the request's
 //     context ended, a bad URL scheme, too many redirects, an invalid header
 //     or a TLS certificate error (go-retryablehttp's judgement). A refused
-//     or failed dial is marked Unprocessed.
+//     or failed dial is marked Unprocessed. The pacer's refusal to wait
+//     past the deadline or the max wait (*WaitError) is final.
 //   - An X-Should-Retry: true or false response header decides.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
@@ -155,6 +156,11 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 }
 
 func classifyError(req *http.Request, err error) Decision {
+	if _, ok := errors.AsType[*WaitError](err); ok {
+		// The pacer would not hold the attempt that long; waiting to try
+		// again would only meet the same gate.
+		return Decision{Reason: "pacing wait too long"}
+	}
 	if ctxErr := req.Context().Err(); ctxErr != nil {
 		return Decision{Reason: "context done"}
 	}

@@ -651,3 +651,30 @@ func TestJitterNeverPushesAHintPastTheDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestPacerWaitErrorIsFinal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(200)}}
+		rt := New(s, WithRate(1, 1), WithMaxWait(100*time.Millisecond))
+		for i, want := range []error{nil, ErrWaitTooLong} {
+			resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+			if want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				continue
+			}
+			var werr *WaitError
+			if !errors.As(err, &werr) || !errors.Is(err, want) {
+				t.Fatalf("request %d: err = %v, want a *WaitError matching %v", i, err, want)
+			}
+			if rerr, ok := errors.AsType[*RetryError](err); !ok || rerr.Attempts != 1 || rerr.Cause != nil {
+				t.Errorf("request %d: err = %#v, want one attempt and no retry", i, err)
+			}
+		}
+		if s.calls != 1 {
+			t.Errorf("%d calls reached the server, want 1", s.calls)
+		}
+	})
+}
