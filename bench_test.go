@@ -27,6 +27,7 @@ func BenchmarkOverhead(b *testing.B) {
 	}{
 		{"bare", cannedRT{}},
 		{"retry", Chain(cannedRT{}, Retry())},
+		{"pace", Chain(cannedRT{}, Pace())},
 		{"chain", New(cannedRT{})},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
