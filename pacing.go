@@ -167,10 +167,11 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, p.fail(req, err)
 		}
 	}
-	release := func() {
-		if part.sem != nil {
-			part.sem.release()
-		}
+	// release frees the concurrency slot. A method value of the semaphore,
+	// not a closure, so that requests without a cap allocate nothing here.
+	release := func() {}
+	if part.sem != nil {
+		release = part.sem.release
 	}
 
 	tokens := 0
