@@ -1,13 +1,400 @@
 package pacehttp
 
-import "net/http"
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of the pacing layer. Each has an Option that overrides it.
+const (
+	// DefaultRateFloor is the lowest request rate, per second, the
+	// adaptive pacer ever sets: a few throttles must not stall a
+	// partition for minutes.
+	DefaultRateFloor = 1.0
+
+	// DefaultPartitionExpiry is how long a partition may sit unused before
+	// its state is dropped. Longer than the minute windows most APIs use,
+	// so that what was learned outlives a pause.
+	DefaultPartitionExpiry = 10 * time.Minute
+
+	// warmUpWait bounds how long requests of a fresh partition wait for
+	// the first answer, whose headers may state the limits. A slow first
+	// answer (a long LLM completion) must not hold the rest for long.
+	warmUpWait = 500 * time.Millisecond
+
+	// maxCoolDown bounds a gate, so that a hostile Retry-After cannot
+	// overflow a time; WithMaxWait fails requests behind a long gate fast.
+	maxCoolDown = 24 * time.Hour
+)
+
+// ErrWaitTooLong is matched by every *WaitError: the pacer would have had
+// to hold a request longer than its deadline or the maximum wait allows.
+
+
+// A WaitError reports a request the pacer refused to hold, because the wait
+// it needed would outlast the request's context deadline or the maximum
+// wait (WithMaxWait). The pacer fails such a request at once rather than
+// sleep to no purpose, as rate.Limiter.Wait does.
+//
+// errors.Is(err, ErrWaitTooLong) holds for every WaitError, and
+// errors.Is(err, context.DeadlineExceeded) when the deadline was the bound.
+type WaitError struct {
+	Wait      time.Duration // the wait the request would have needed
+	Limit     time.Duration // what was left of the deadline, or the maximum wait
+	Deadline  bool          // the context deadline was the bound
+	Partition string        // the hashed partition name
+}
+
+func (e *WaitError) Error() string {
+	bound := "max wait"
+	if e.Deadline {
+		bound = "context deadline"
+	}
+	return fmt.Sprintf("pacehttp: pacing wait %v exceeds %s (%v left) in partition %s", e.Wait, bound, e.Limit, e.Partition)
+}
+
+// Is reports whether target is ErrWaitTooLong, or context.DeadlineExceeded
+// for a wait bounded by the deadline.
+func (e *WaitError) Is(target error) bool {
+	return target == ErrWaitTooLong || (e.Deadline && target == context.DeadlineExceeded)
+}
 
 // paceConfig holds the settings of the pacing layer.
-// TODO(pacing): the pacer itself; until it lands, Pace passes requests through.
-type paceConfig struct{}
+type paceConfig struct {
+	rate, tokenRate   float64 // 0: unknown, learn it
+	burst, tokenBurst int
+	floor             float64
+	concurrency       int
+	keyFunc           func(*http.Request) string
+	costFunc          func(*http.Request) int
+	expiry            time.Duration
+	limiter           Limiter
+}
 
-func defaultPaceConfig() paceConfig { return paceConfig{} }
+func defaultPaceConfig() paceConfig {
+	return paceConfig{floor: DefaultRateFloor, expiry: DefaultPartitionExpiry}
+}
+
+// Pace returns the pacing layer alone: a Middleware that holds each request
+// until its partition's budget allows it. New puts it under the retry layer;
+// use Pace directly to pace without retrying, or to compose your own chain.
+// Each call returns a middleware with its own state; every RoundTripper it
+// wraps shares that state.
+func Pace(opts ...Option) Middleware {
+	return newConfig(opts).paceMiddleware()
+}
 
 func (c *config) paceMiddleware() Middleware {
-	return func(next http.RoundTripper) http.RoundTripper { return next }
+	var once sync.Once
+	var ps *partitions
+	return func(next http.RoundTripper) http.RoundTripper {
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		once.Do(func() { ps = newPartitions(c.pace.expiry) })
+		lim := c.pace.limiter
+		if lim == nil {
+			lim = localLimiter{}
+		}
+		return &pacer{cfg: c, next: next, parts: ps, limiter: lim, now: time.Now}
+	}
+}
+
+// A pacer is the pacing RoundTripper. Every request passes, in order: its
+// partition's warm-up (only while the partition is fresh), the concurrency
+// cap, and the budget; then it is sent, and its answer teaches the
+// partition: headers set the limits, throttles close the gate and feed the
+// adaptive estimator.
+type pacer struct {
+	cfg     *config
+	next    http.RoundTripper
+	parts   *partitions
+	limiter Limiter
+	now     func() time.Time
+}
+
+func (p *pacer) newPartition(name string, now time.Time) *partition {
+	pc := &p.cfg.pace
+	part := &partition{name: name, budget: p.limiter.Budget(name), warmed: make(chan struct{})}
+	if pc.concurrency > 0 {
+		part.sem = newSemaphore(pc.concurrency)
+	}
+	part.est = newEstimator(now, pc.floor, pc.rate, pc.burst)
+	part.limited.Store(!math.IsInf(part.est.rate, 1))
+	var l Limits
+	if pc.rate > 0 {
+		l.Requests = BucketLimits{Rate: part.est.rate, Burst: max(pc.burst, 1), Remaining: -1}
+	}
+	if pc.tokenRate > 0 {
+		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: max(pc.tokenBurst, 1), Remaining: -1}
+		part.tokens.Store(true)
+	}
+	if pc.rate > 0 || pc.tokenRate > 0 {
+		part.budget.SetLimits(context.Background(), now, l)
+		part.warm.Store(true) // the caller stated the limits
+		part.warmOnce.Do(func() { close(part.warmed) })
+	}
+	return part
+}
+
+// RoundTrip implements http.RoundTripper.
+func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	now := p.now()
+	host, cred := partitionKey(req, p.cfg.pace.keyFunc)
+	part := p.parts.get(host, cred, now, func(name string) *partition { return p.newPartition(name, now) })
+	defer part.active.Add(-1)
+
+	first := false
+	if !part.warm.Load() {
+		var err error
+		if first, err = p.warmUp(ctx, part); err != nil {
+			return nil, p.fail(req, err)
+		}
+		if first {
+			defer part.endWarmUp()
+		}
+	}
+
+	if part.sem != nil {
+		if err := part.sem.acquire(ctx); err != nil {
+			return nil, p.fail(req, err)
+		}
+	}
+	release := func() {
+		if part.sem != nil {
+			part.sem.release()
+		}
+	}
+
+	tokens := 0
+	if part.tokens.Load() {
+		if p.cfg.pace.costFunc != nil {
+			tokens = max(p.cfg.pace.costFunc(req), 1)
+		} else {
+			tokens = defaultCost(req)
+		}
+	}
+	now = p.now()
+	wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
+	if err != nil {
+		release()
+		return nil, p.fail(req, fmt.Errorf("pacehttp: reserve in partition %s: %w", part.name, err))
+	}
+	if wait > 0 {
+		if err := p.sleep(ctx, part.name, now, wait); err != nil {
+			if cancel != nil {
+				cancel()
+			}
+			release()
+			return nil, p.fail(req, err)
+		}
+		p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: wait, Partition: part.name})
+		now = p.now()
+	}
+
+	resp, err := p.next.RoundTrip(req)
+	p.observe(part, req, now, resp, err)
+	if part.sem != nil {
+		if err != nil || resp == nil || resp.Body == nil {
+			release()
+		} else {
+			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}
+		}
+	}
+	return resp, err
+}
+
+// fail closes the request body, as the RoundTripper contract asks of a
+// transport that returns without sending, and returns err.
+func (p *pacer) fail(req *http.Request, err error) error {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return err
+}
+
+// warmUp lets the first request of a fresh partition go alone and holds the
+// others until its answer arrives (or warmUpWait passes). It reports
+// whether the caller is that first request.
+func (p *pacer) warmUp(ctx context.Context, part *partition) (first bool, err error) {
+	if part.probe.CompareAndSwap(false, true) {
+		return true, nil
+	}
+	t := time.NewTimer(warmUpWait)
+	defer t.Stop()
+	select {
+	case <-part.warmed:
+	case <-t.C:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return false, nil
+}
+
+func (part *partition) endWarmUp() {
+	part.warm.Store(true)
+	part.warmOnce.Do(func() { close(part.warmed) })
+}
+
+// sleep waits d, or fails at once if d cannot be waited in full.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration) error {
+	if mw := p.cfg.maxWait; mw > 0 && d > mw {
+		return &WaitError{Wait: d, Limit: mw, Partition: name}
+	}
+	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+		return &WaitError{Wait: d, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// observe teaches the partition what an answer says about the server's
+// limits. now is when the request was sent.
+func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp *http.Response, err error) {
+	if err != nil || resp == nil {
+		return
+	}
+	now := p.now()
+	h := resp.Header
+	if hasRateLimitHeaders(h) {
+		if qs, _ := parseQuotas(h, now); len(qs) > 0 {
+			p.applyQuotas(part, req, now, qs)
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, 529:
+		hint, ok, _ := retryHint(h, now)
+		if !ok && resp.StatusCode != http.StatusTooManyRequests {
+			return // an outage, not a limit
+		}
+		reopen := now
+		if ok && hint.Wait > 0 {
+			reopen = now.Add(min(hint.Wait, maxCoolDown))
+		}
+		part.mu.Lock()
+		r, b, changed := part.est.throttle(now, sent, reopen)
+		part.limited.Store(!math.IsInf(r, 1))
+		part.mu.Unlock()
+		if changed {
+			p.setRate(part, req, now, r, b)
+		}
+		if reopen.After(now) {
+			part.budget.CoolDown(req.Context(), now, reopen)
+			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
+				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
+		}
+		return
+	}
+	part.mu.Lock()
+	part.est.accept(sent)
+	if !part.limited.Load() {
+		// Unthrottled: the estimator needs only the count.
+		part.mu.Unlock()
+		return
+	}
+	r, changed := part.est.tick(now)
+	b := part.est.burst
+	part.mu.Unlock()
+	if changed {
+		p.setRate(part, req, now, r, b)
+	}
+}
+
+func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
+	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: int(b), Remaining: -1}})
+	p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
+}
+
+// applyQuotas sets the partition's buckets from what the server reports,
+// and holds the partition when a quota is spent until its next unit.
+func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, qs []quota) {
+	var reqQ, tokQ *quota
+	for i := range qs {
+		q := &qs[i]
+		switch q.Name {
+		case "requests":
+			reqQ = q
+		case "tokens":
+			tokQ = q
+		case "input-tokens":
+			if tokQ == nil {
+				tokQ = q
+			}
+		case "output-tokens":
+		default: // an IETF policy: counted in requests unless named
+			if reqQ == nil {
+				reqQ = q
+			}
+		}
+	}
+	var l Limits
+	var hold time.Duration
+	bucket := func(q *quota) BucketLimits {
+		bl := BucketLimits{Rate: q.refillRate(), Remaining: q.Remaining}
+		if q.Limit > 0 {
+			bl.Burst = int(min(q.Limit, math.MaxInt32))
+		}
+		hold = max(hold, q.nextUnit())
+		return bl
+	}
+	if reqQ != nil {
+		l.Requests = bucket(reqQ)
+		part.mu.Lock()
+		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
+		part.limited.Store(!math.IsInf(part.est.rate, 1))
+		part.mu.Unlock()
+	} else {
+		l.Requests.Remaining = -1
+	}
+	if tokQ != nil {
+		l.Tokens = bucket(tokQ)
+		if l.Tokens.Rate > 0 {
+			part.tokens.Store(true)
+		}
+	} else {
+		l.Tokens.Remaining = -1
+	}
+	part.budget.SetLimits(req.Context(), now, l)
+	if hold > 0 {
+		part.budget.CoolDown(req.Context(), now, now.Add(hold))
+	}
+}
+
+// hasRateLimitHeaders is a cheap test that spares responses without any
+// rate-limit header the cost of parsing: every dialect's header names
+// contain "Ratelimit" in canonical form.
+func hasRateLimitHeaders(h http.Header) bool {
+	for k := range h {
+		if strings.Contains(k, "Ratelimit") {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseBody frees the partition's concurrency slot when the response body
+// is closed: a request occupies the server until its answer is read.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }

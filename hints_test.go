@@ -1,0 +1,447 @@
+package pacehttp
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// now is the fixed clock of every hint test: a Sunday.
+var now = time.Date(2025, time.June, 1, 12, 0, 0, 0, time.UTC)
+
+// hdr builds a header from name, value pairs; a repeated name adds a line.
+func hdr(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// errHeaders returns the Header of every *HeaderError in err, in order, and
+// fails t if err holds anything else.
+func errHeaders(t testing.TB, err error) []string {
+	t.Helper()
+	var names []string
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, e := range e.Unwrap() {
+				walk(e)
+			}
+		case *HeaderError:
+			if e.Err == nil {
+				t.Errorf("HeaderError %q has nil Err", e.Header)
+			}
+			if n := len(e.Error()); n > 400 {
+				t.Errorf("HeaderError.Error() is %d bytes long: %.100q...", n, e.Error())
+			}
+			names = append(names, e.Header)
+		default:
+			t.Errorf("error %T is not a *HeaderError: %v", err, err)
+		}
+	}
+	walk(err)
+	return names
+}
+
+var (
+	digits500 = strings.Repeat("9", 500)
+	zeros500  = strings.Repeat("0", 500)
+)
+
+type hintResult struct {
+	Hint Hint
+	OK   bool
+	Errs []string // Header of each *HeaderError
+}
+
+func TestRetryHint(t *testing.T) {
+	none := hintResult{}
+	hint := func(d time.Duration, src string, errs ...string) hintResult {
+		return hintResult{Hint: Hint{Wait: d, Source: src}, OK: true, Errs: errs}
+	}
+	bad := func(errs ...string) hintResult { return hintResult{Errs: errs} }
+	tests := []struct {
+		name string
+		h    http.Header
+		want hintResult
+	}{
+		{"no headers", hdr(), none},
+
+		// retry-after-ms
+		{"ms integer", hdr("Retry-After-Ms", "1500"), hint(1500*time.Millisecond, "retry-after-ms")},
+		{"ms fraction", hdr("retry-after-ms", "12.5"), hint(12500*time.Microsecond, "retry-after-ms")},
+		{"ms zero", hdr("retry-after-ms", "0"), hint(0, "retry-after-ms")},
+		{"ms 500 digits", hdr("retry-after-ms", digits500), hint(maxHintWait, "retry-after-ms")},
+		{"ms negative", hdr("retry-after-ms", "-1"), bad("retry-after-ms")},
+		{"ms exponent", hdr("retry-after-ms", "1e3"), bad("retry-after-ms")},
+		{"ms NaN", hdr("retry-after-ms", "NaN"), bad("retry-after-ms")},
+		{"ms empty", hdr("retry-after-ms", ""), bad("retry-after-ms")},
+		{"ms trailing dot", hdr("retry-after-ms", "5."), bad("retry-after-ms")},
+
+		// Retry-After, delta-seconds
+		{"seconds", hdr("Retry-After", "120"), hint(2*time.Minute, "retry-after")},
+		{"seconds fraction", hdr("Retry-After", "1.5"), hint(1500*time.Millisecond, "retry-after")},
+		{"seconds nanosecond", hdr("Retry-After", "0.0000000019"), hint(1, "retry-after")},
+		{"seconds zero", hdr("Retry-After", "0"), hint(0, "retry-after")},
+		{"seconds padded", hdr("Retry-After", " 7\t"), hint(7*time.Second, "retry-after")},
+		{"seconds leading zeros", hdr("Retry-After", zeros500+"7"), hint(7*time.Second, "retry-after")},
+		{"seconds just fits", hdr("Retry-After", "9223372036.854775807"), hint(maxHintWait, "retry-after")},
+		{"seconds 1e18 in digits", hdr("Retry-After", "1000000000000000000"), hint(maxHintWait, "retry-after")},
+		{"seconds 500 digits", hdr("Retry-After", digits500), hint(maxHintWait, "retry-after")},
+		{"seconds 500 digit fraction", hdr("Retry-After", "1."+digits500), hint(1999999999, "retry-after")},
+		{"seconds exponent 1e18", hdr("Retry-After", "1e18"), bad("retry-after")},
+		{"seconds negative", hdr("Retry-After", "-5"), bad("retry-after")},
+		{"seconds plus sign", hdr("Retry-After", "+5"), bad("retry-after")},
+		{"seconds NaN", hdr("Retry-After", "NaN"), bad("retry-after")},
+		{"seconds Infinity", hdr("Retry-After", "Infinity"), bad("retry-after")},
+		{"seconds +Inf", hdr("Retry-After", "+Inf"), bad("retry-after")},
+		{"seconds hex", hdr("Retry-After", "0x10"), bad("retry-after")},
+		{"seconds underscore", hdr("Retry-After", "1_000"), bad("retry-after")},
+		{"seconds garbage", hdr("Retry-After", "soon"), bad("retry-after")},
+		{"seconds empty", hdr("Retry-After", ""), bad("retry-after")},
+		{"seconds blank", hdr("Retry-After", "  "), bad("retry-after")},
+		{"seconds list", hdr("Retry-After", "5, 10"), bad("retry-after")},
+
+		// Retry-After, HTTP-date
+		{"date RFC 1123", hdr("Retry-After", "Sun, 01 Jun 2025 12:00:30 GMT"), hint(30*time.Second, "retry-after")},
+		{"date RFC 850", hdr("Retry-After", "Sunday, 01-Jun-25 12:01:00 GMT"), hint(time.Minute, "retry-after")},
+		{"date asctime", hdr("Retry-After", "Sun Jun  1 12:02:00 2025"), hint(2*time.Minute, "retry-after")},
+		{"date now", hdr("Retry-After", "Sun, 01 Jun 2025 12:00:00 GMT"), hint(0, "retry-after")},
+		{"date past", hdr("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT"), hint(0, "retry-after")},
+		{"date 1900", hdr("Retry-After", "Mon, 01 Jan 1900 00:00:00 GMT"), hint(0, "retry-after")},
+		{"date 9999", hdr("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"), hint(maxHintWait, "retry-after")},
+		{"date ISO", hdr("Retry-After", "2025-06-01T12:00:30Z"), bad("retry-after")},
+		{"date bad day", hdr("Retry-After", "Sun, 32 Jun 2025 12:00:30 GMT"), bad("retry-after")},
+
+		// Repeated lines: the largest valid value, never the sum.
+		{"repeated ascending", hdr("Retry-After", "5", "Retry-After", "30"), hint(30*time.Second, "retry-after")},
+		{"repeated descending", hdr("Retry-After", "30", "Retry-After", "5"), hint(30*time.Second, "retry-after")},
+		{"repeated date and seconds", hdr("Retry-After", "Sun, 01 Jun 2025 12:01:00 GMT", "Retry-After", "5"), hint(time.Minute, "retry-after")},
+		{"repeated one bad", hdr("Retry-After", "garbage", "Retry-After", "5"), hint(5*time.Second, "retry-after", "retry-after")},
+		{"repeated ms", hdr("retry-after-ms", "10", "retry-after-ms", "20"), hint(20*time.Millisecond, "retry-after-ms")},
+
+		// Priority between sources.
+		{"ms beats seconds", hdr("retry-after-ms", "250", "Retry-After", "1"), hint(250*time.Millisecond, "retry-after-ms")},
+		{"bad ms falls to seconds", hdr("retry-after-ms", "-1", "Retry-After", "1"), hint(time.Second, "retry-after", "retry-after-ms")},
+		{"seconds beat exhausted quota", hdr("Retry-After", "1", "x-ratelimit-remaining", "0", "x-ratelimit-reset", "1748779290"), hint(time.Second, "retry-after")},
+		{"bad seconds fall to quota", hdr("Retry-After", "NaN", "x-ratelimit-remaining", "0", "x-ratelimit-reset", "1748779290"),
+			hint(90*time.Second, "x-ratelimit-reset", "retry-after")},
+
+		// Reset headers apply only when the quota is exhausted.
+		{"openai requests", hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "0", "x-ratelimit-reset-requests", "1s"),
+			hint(16666667, "x-ratelimit-reset-requests")},
+		{"openai remaining", hdr("x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "5", "x-ratelimit-reset-requests", "1s"), none},
+		{"openai longest of two", hdr(
+			"x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "0", "x-ratelimit-reset-requests", "1s",
+			"x-ratelimit-limit-tokens", "1000", "x-ratelimit-remaining-tokens", "0", "x-ratelimit-reset-tokens", "6m0s"),
+			hint(360*time.Millisecond, "x-ratelimit-reset-tokens")},
+		{"anthropic tokens", hdr("anthropic-ratelimit-tokens-limit", "100", "anthropic-ratelimit-tokens-remaining", "0",
+			"anthropic-ratelimit-tokens-reset", "2025-06-01T12:00:10Z"), hint(100*time.Millisecond, "anthropic-ratelimit-tokens-reset")},
+		{"anthropic unknown limit", hdr("anthropic-ratelimit-output-tokens-remaining", "0",
+			"anthropic-ratelimit-output-tokens-reset", "2025-06-01T12:00:10Z"), hint(10*time.Second, "anthropic-ratelimit-output-tokens-reset")},
+		{"ietf", hdr("RateLimit-Policy", `"default";q=100;w=60`, "RateLimit", `"default";r=0;t=30`), hint(30*time.Second, "ratelimit")},
+		{"ietf remaining", hdr("RateLimit-Policy", `"default";q=100;w=60`, "RateLimit", `"default";r=1;t=30`), none},
+		{"ietf dictionary", hdr("RateLimit", "limit=100, remaining=0, reset=5"), hint(5*time.Second, "ratelimit")},
+		{"ratelimit-reset", hdr("RateLimit-Limit", "100", "RateLimit-Remaining", "0", "RateLimit-Reset", "7"), hint(7*time.Second, "ratelimit-reset")},
+		{"github", hdr("x-ratelimit-limit", "60", "x-ratelimit-remaining", "0", "x-ratelimit-reset", "1748779290"), hint(90*time.Second, "x-ratelimit-reset")},
+		{"github past", hdr("x-ratelimit-remaining", "0", "x-ratelimit-reset", "1600000000"), hint(0, "x-ratelimit-reset")},
+		{"github used", hdr("x-ratelimit-limit", "60", "x-ratelimit-used", "60", "x-ratelimit-reset", "1748779290"), hint(90*time.Second, "x-ratelimit-reset")},
+		{"longest across dialects", hdr("x-ratelimit-remaining", "0", "x-ratelimit-reset", "1748779290", "RateLimit", `"default";r=0;t=30`),
+			hint(90*time.Second, "x-ratelimit-reset")},
+		{"reset without remaining", hdr("x-ratelimit-reset", "1748779290", "RateLimit-Reset", "5"), none},
+		{"remaining without reset", hdr("x-ratelimit-remaining", "0", "RateLimit-Remaining", "0"), none},
+		{"malformed reset", hdr("x-ratelimit-remaining", "0", "x-ratelimit-reset", "-5"), bad("x-ratelimit-reset")},
+		{"malformed remaining", hdr("x-ratelimit-remaining", "zero", "x-ratelimit-reset", "1748779290"), bad("x-ratelimit-remaining")},
+		{"repeated remaining", hdr("x-ratelimit-remaining", "3", "x-ratelimit-remaining", "0", "x-ratelimit-reset", "1748779290"),
+			hint(90*time.Second, "x-ratelimit-reset")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hint, ok, err := retryHint(tt.h, now)
+			got := hintResult{Hint: hint, OK: ok, Errs: errHeaders(t, err)}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("retryHint(%v) mismatch (-want +got):\n%s", tt.h, diff)
+			}
+		})
+	}
+}
+
+func TestParseQuotas(t *testing.T) {
+	// q fills in the unknowns so that each case states only what it tests.
+	q := func(src, name string, limit, remaining int64, reset time.Duration) quota {
+		return quota{Name: name, Limit: limit, Remaining: remaining, Reset: reset, Refill: src == "openai" || src == "anthropic", Source: src}
+	}
+	withWindow := func(q quota, w time.Duration) quota { q.Window = w; return q }
+	tests := []struct {
+		name string
+		h    http.Header
+		want []quota
+		errs []string
+	}{
+		{"none", hdr("Content-Type", "text/plain"), nil, nil},
+		{"anthropic", hdr(
+			"anthropic-ratelimit-requests-limit", "50", "anthropic-ratelimit-requests-remaining", "49",
+			"anthropic-ratelimit-requests-reset", "2025-06-01T12:00:01Z",
+			"anthropic-ratelimit-input-tokens-limit", "40000", "anthropic-ratelimit-input-tokens-remaining", "0",
+			"anthropic-ratelimit-input-tokens-reset", "2025-06-01T12:00:30.5+00:00",
+			"anthropic-ratelimit-output-tokens-reset", "2025-06-01T11:00:00Z"),
+			[]quota{
+				q("anthropic", "requests", 50, 49, time.Second),
+				q("anthropic", "input-tokens", 40000, 0, 30500*time.Millisecond),
+				q("anthropic", "output-tokens", -1, -1, 0),
+			}, nil},
+		{"anthropic bad reset", hdr("anthropic-ratelimit-tokens-remaining", "0", "anthropic-ratelimit-tokens-reset", "30"),
+			[]quota{q("anthropic", "tokens", -1, 0, -1)}, []string{"anthropic-ratelimit-tokens-reset"}},
+		{"anthropic year 9999", hdr("anthropic-ratelimit-tokens-reset", "9999-12-31T23:59:59Z"),
+			[]quota{q("anthropic", "tokens", -1, -1, maxHintWait)}, nil},
+		{"openai", hdr(
+			"x-ratelimit-limit-requests", "500", "x-ratelimit-remaining-requests", "499", "x-ratelimit-reset-requests", "120ms",
+			"x-ratelimit-limit-tokens", "30000", "x-ratelimit-remaining-tokens", "0", "x-ratelimit-reset-tokens", "1m2.5s"),
+			[]quota{q("openai", "requests", 500, 499, 120*time.Millisecond), q("openai", "tokens", 30000, 0, 62500*time.Millisecond)}, nil},
+		{"ietf joined by name", hdr(
+			"RateLimit-Policy", `"default";q=100;w=60, "daily";q=1000;w=86400;qu="requests"`,
+			"RateLimit", `"default";r=50;t=30;pk=:cHJvamVjdA==:`),
+			[]quota{
+				withWindow(q("ietf", "default", 100, 50, 30*time.Second), time.Minute),
+				withWindow(q("ietf", "daily", 1000, -1, -1), 24*time.Hour),
+			}, nil},
+		{"ietf lines joined", hdr("RateLimit", `"a";r=1`, "RateLimit", `b;r=2;t=3`),
+			[]quota{q("ietf", "a", -1, 1, -1), q("ietf", "b", -1, 2, 3*time.Second)}, nil},
+		{"ietf escaped name", hdr("RateLimit", `"we say \"hi\"";r=0;t=1`), []quota{q("ietf", `we say "hi"`, -1, 0, time.Second)}, nil},
+		{"ietf without policy", hdr("RateLimit", `"default";r=0;t=30`), []quota{q("ietf", "default", -1, 0, 30*time.Second)}, nil},
+		{"ietf numeric policy", hdr("RateLimit-Policy", "100;w=60", "RateLimit", "limit=100, remaining=7, reset=5"),
+			[]quota{withWindow(q("ietf", "requests", 100, 7, 5*time.Second), time.Minute)}, nil},
+		{"ietf huge numbers", hdr("RateLimit", `"x";r=`+digits500+`;t=`+digits500),
+			[]quota{q("ietf", "x", -1, math.MaxInt64, maxHintWait)}, nil},
+		{"ietf broken RateLimit keeps the rest", hdr(
+			"RateLimit-Policy", `"default";q=100;w=60`, "RateLimit", `"default;r=5`,
+			"x-ratelimit-limit", "60", "x-ratelimit-remaining", "1"),
+			[]quota{withWindow(q("ietf", "default", 100, -1, -1), time.Minute), q("github", "requests", 60, 1, -1)}, []string{"ratelimit"}},
+		{"ietf negative", hdr("RateLimit", `"default";r=-1;t=30`), nil, []string{"ratelimit"}},
+		{"ietf NaN", hdr("RateLimit", `"default";r=5;t=NaN`), nil, []string{"ratelimit"}},
+		{"ietf upper-case key", hdr("RateLimit", `"default";R=5`), nil, []string{"ratelimit"}},
+		{"ietf trailing comma", hdr("RateLimit", `"default";r=5,`), nil, []string{"ratelimit"}},
+		{"ietf bad token", hdr("RateLimit", `1x;r=5`), nil, []string{"ratelimit"}},
+		{"ietf quote inside", hdr("RateLimit", `"de"fault";r=5`), nil, []string{"ratelimit"}},
+		{"ietf bad escape", hdr("RateLimit", `"a\x";r=5`), nil, []string{"ratelimit"}},
+		{"ietf empty", hdr("RateLimit", ""), nil, []string{"ratelimit"}},
+		{"ietf bad dictionary", hdr("RateLimit", "limit=100, remaining=-1"), nil, []string{"ratelimit"}},
+		{"ietf bad policy", hdr("RateLimit-Policy", `"default";q=1.5`, "RateLimit", `"default";r=0;t=1`),
+			[]quota{q("ietf", "default", -1, 0, time.Second)}, []string{"ratelimit-policy"}},
+		{"ratelimit older draft", hdr("RateLimit-Limit", "100, 100;w=60", "RateLimit-Remaining", "3", "RateLimit-Reset", "2.5"),
+			[]quota{q("ratelimit", "requests", 100, 3, 2500*time.Millisecond)}, nil},
+		{"github", hdr("x-ratelimit-limit", "5000", "x-ratelimit-remaining", "4999", "x-ratelimit-used", "1",
+			"x-ratelimit-reset", "1748780100", "x-ratelimit-resource", "core"),
+			[]quota{q("github", "core", 5000, 4999, 15*time.Minute)}, nil},
+		{"github used fills remaining", hdr("x-ratelimit-limit", "30", "x-ratelimit-used", "31"), []quota{q("github", "requests", 30, 0, -1)}, nil},
+		{"github epoch past", hdr("x-ratelimit-reset", "0"), []quota{q("github", "requests", -1, -1, 0)}, nil},
+		{"github epoch fraction", hdr("x-ratelimit-reset", "1748779200.25"), []quota{q("github", "requests", -1, -1, 250*time.Millisecond)}, nil},
+		{"github epoch far future", hdr("x-ratelimit-reset", "99999999999999999999"), []quota{q("github", "requests", -1, -1, maxHintWait)}, nil},
+		{"github epoch 500 digits", hdr("x-ratelimit-reset", digits500), []quota{q("github", "requests", -1, -1, maxHintWait)}, nil},
+		{"github epoch year 2262", hdr("x-ratelimit-reset", "9223372036"), []quota{q("github", "requests", -1, -1, 9223372036*time.Second-1748779200*time.Second)}, nil},
+		{"hostile counts", hdr("x-ratelimit-limit", "-1", "x-ratelimit-remaining", "NaN", "x-ratelimit-used", "1e3"),
+			nil, []string{"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used"}},
+		{"huge count saturates", hdr("x-ratelimit-limit-requests", digits500), []quota{q("openai", "requests", math.MaxInt64, -1, -1)}, nil},
+		{"repeated lines are conservative", hdr(
+			"x-ratelimit-limit-requests", "100", "x-ratelimit-limit-requests", "60",
+			"x-ratelimit-remaining-requests", "5", "x-ratelimit-remaining-requests", "0", "x-ratelimit-remaining-requests", "9",
+			"x-ratelimit-reset-requests", "5s", "x-ratelimit-reset-requests", "1s"),
+			[]quota{q("openai", "requests", 60, 0, 5*time.Second)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseQuotas(tt.h, now)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseQuotas(%v) mismatch (-want +got):\n%s", tt.h, diff)
+			}
+			if diff := cmp.Diff(tt.errs, errHeaders(t, err)); diff != "" {
+				t.Errorf("parseQuotas(%v) errors mismatch (-want +got):\n%s", tt.h, diff)
+			}
+		})
+	}
+}
+
+func TestParseGoDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{in: "6m0s", want: 6 * time.Minute},
+		{in: "1s", want: time.Second},
+		{in: "20ms", want: 20 * time.Millisecond},
+		{in: "1.5s", want: 1500 * time.Millisecond},
+		{in: "1h2m3.5s", want: time.Hour + 2*time.Minute + 3500*time.Millisecond},
+		{in: "3us", want: 3 * time.Microsecond},
+		{in: "3µs", want: 3 * time.Microsecond},
+		{in: "7ns", want: 7},
+		{in: "0.5h", want: 30 * time.Minute},
+		{in: "30", want: 30 * time.Second},
+		{in: "0", want: 0},
+		{in: "2562047h47m16.854775807s", want: maxHintWait},
+		{in: "2562048h", want: maxHintWait},
+		{in: "99999999999999999999h", want: maxHintWait},
+		{in: digits500 + "h" + digits500 + "s", want: maxHintWait},
+		{in: "", wantErr: true},
+		{in: "-1s", wantErr: true},
+		{in: "+1s", wantErr: true},
+		{in: "1e3s", wantErr: true},
+		{in: "5x", wantErr: true},
+		{in: "s", wantErr: true},
+		{in: ".5s", wantErr: true},
+		{in: "1s2", wantErr: true},
+		{in: "1 s", wantErr: true},
+		{in: "NaN", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseGoDuration(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want && !tt.wantErr {
+				t.Errorf("parseGoDuration(%q) = %v, %v; want %v, error %t", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestQuotaNextUnitAndRefillRate(t *testing.T) {
+	tests := []struct {
+		name     string
+		q        quota
+		wantNext time.Duration
+		wantRate float64
+	}{
+		{"openai exhausted", quota{Limit: 60, Remaining: 0, Reset: time.Second, Refill: true, Source: "openai"}, 16666667, 60},
+		{"openai half full", quota{Limit: 60, Remaining: 30, Reset: 500 * time.Millisecond, Refill: true, Source: "openai"}, 0, 60},
+		{"openai full", quota{Limit: 60, Remaining: 60, Reset: 0, Refill: true, Source: "openai"}, 0, 0},
+		{"anthropic exhausted", quota{Limit: 100, Remaining: 0, Reset: 10 * time.Second, Refill: true, Source: "anthropic"}, 100 * time.Millisecond, 10},
+		{"anthropic unknown limit", quota{Limit: -1, Remaining: 0, Reset: 2 * time.Second, Refill: true, Source: "anthropic"}, 2 * time.Second, 0},
+		{"refill zero limit", quota{Limit: 0, Remaining: 0, Reset: time.Second, Refill: true}, time.Second, 0},
+		{"github exhausted", quota{Limit: 5000, Remaining: 0, Reset: 30 * time.Minute, Source: "github"}, 30 * time.Minute, 5000.0 / 1800},
+		{"github left", quota{Limit: 5000, Remaining: 1, Reset: 30 * time.Minute, Source: "github"}, 0, 5000.0 / 1800},
+		{"ietf window", quota{Limit: 100, Remaining: 0, Reset: 30 * time.Second, Window: time.Minute, Source: "ietf"}, 30 * time.Second, 100.0 / 60},
+		{"ietf policy only", quota{Limit: 1000, Remaining: -1, Reset: -1, Window: 24 * time.Hour, Source: "ietf"}, 0, 1000.0 / 86400},
+		{"ratelimit exhausted", quota{Limit: -1, Remaining: 0, Reset: 7 * time.Second, Source: "ratelimit"}, 7 * time.Second, 0},
+		{"unknown remaining", quota{Limit: 10, Remaining: -1, Reset: time.Second}, 0, 10},
+		{"unknown reset", quota{Limit: 10, Remaining: 0, Reset: -1}, 0, 0},
+		{"saturated reset", quota{Limit: 1, Remaining: 0, Reset: maxHintWait, Refill: true}, maxHintWait, 1 / maxHintWait.Seconds()},
+		{"huge limit", quota{Limit: math.MaxInt64, Remaining: 0, Reset: time.Nanosecond, Refill: true}, 1, 9.223372036854775e+27},
+		{"unknown", quota{Limit: -1, Remaining: -1, Reset: -1}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.q.nextUnit(); got != tt.wantNext {
+				t.Errorf("%+v.nextUnit() = %v, want %v", tt.q, got, tt.wantNext)
+			}
+			if got := tt.q.refillRate(); got != tt.wantRate {
+				t.Errorf("%+v.refillRate() = %v, want %v", tt.q, got, tt.wantRate)
+			}
+		})
+	}
+}
+
+func TestRetryHintFromBody(t *testing.T) {
+	type result struct {
+		Hint  Hint
+		OK    bool
+		Daily bool
+		Errs  []string
+	}
+	hint := func(d time.Duration) Hint { return Hint{Wait: d, Source: "google.rpc.RetryInfo"} }
+	tests := []struct {
+		name string
+		body string
+		want result
+	}{
+		{"retry and daily", `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[
+			{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"},
+			{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[
+				{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests",
+				 "quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}`,
+			result{Hint: hint(22 * time.Second), OK: true, Daily: true}},
+		{"per minute", `{"error":{"details":[
+			{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel"}]},
+			{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}`,
+			result{Hint: hint(1500 * time.Millisecond), OK: true}},
+		{"daily in lower case", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"tokens-perday"}]}]}}`,
+			result{Daily: true}},
+		{"microsecond", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"0.000001s"}]}}`,
+			result{Hint: hint(time.Microsecond), OK: true}},
+		{"longest of two", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"},
+			{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"9s"}]}}`,
+			result{Hint: hint(9 * time.Second), OK: true}},
+		{"huge", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"` + digits500 + `s"}]}}`,
+			result{Hint: hint(maxHintWait), OK: true}},
+		{"array form", `[{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"4s"}]}}]`,
+			result{Hint: hint(4 * time.Second), OK: true}},
+		{"no details", `{"error":{"code":429,"message":"Resource exhausted"}}`, result{}},
+		{"not google", `{"message":"slow down"}`, result{}},
+		{"negative", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"-1s"}]}}`,
+			result{Errs: []string{"google.rpc.RetryInfo"}}},
+		{"no unit", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22"}]}}`,
+			result{Errs: []string{"google.rpc.RetryInfo"}}},
+		{"number", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":22}]}}`,
+			result{Errs: []string{"google.rpc.RetryInfo"}}},
+		{"missing delay", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo"}]}}`,
+			result{Errs: []string{"google.rpc.RetryInfo"}}},
+		{"exponent", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e3s"}]}}`,
+			result{Errs: []string{"google.rpc.RetryInfo"}}},
+		{"one bad one good", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"NaNs"},
+			{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"}]}}`,
+			result{Hint: hint(2 * time.Second), OK: true, Errs: []string{"google.rpc.RetryInfo"}}},
+		{"garbage", `<html>429 Too Many Requests</html>`, result{Errs: []string{"google.rpc.Status"}}},
+		{"truncated", `{"error":{"details":[`, result{Errs: []string{"google.rpc.Status"}}},
+		{"error is a string", `{"error":"rate_limited"}`, result{Errs: []string{"google.rpc.Status"}}},
+		{"empty", ``, result{Errs: []string{"google.rpc.Status"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hint, ok, daily, err := retryHintFromBody([]byte(tt.body))
+			got := result{Hint: hint, OK: ok, Daily: daily, Errs: errHeaders(t, err)}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("retryHintFromBody mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHeaderError(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		want  string
+	}{
+		{"short", "soon", `pacehttp: ignored retry-after: "soon": neither delta-seconds nor an HTTP-date`},
+		{"long", "-" + digits500[:499], `pacehttp: ignored retry-after: "-` + digits500[:63] + `"... (500 bytes): neither delta-seconds nor an HTTP-date`},
+		{"control characters", "1\r\nX-Evil: 1", `pacehttp: ignored retry-after: "1\r\nX-Evil: 1": neither delta-seconds nor an HTTP-date`},
+		// The cut falls inside the 2-byte "é" at bytes 63-64 and backs off to its start.
+		{"cut at a rune", strings.Repeat("a", 63) + strings.Repeat("é", 10),
+			`pacehttp: ignored retry-after: "` + strings.Repeat("a", 63) + `"... (83 bytes): neither delta-seconds nor an HTTP-date`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := retryHint(hdr("Retry-After", tt.value), now)
+			var he *HeaderError
+			if !errors.As(err, &he) {
+				t.Fatalf("retryHint error %v is not a *HeaderError", err)
+			}
+			if diff := cmp.Diff(tt.want, he.Error()); diff != "" {
+				t.Errorf("Error() mismatch (-want +got):\n%s", diff)
+			}
+			if he.Value != tt.value {
+				t.Errorf("Value = %q, want the value in full", he.Value)
+			}
+			if !errors.Is(err, errDelay) {
+				t.Errorf("errors.Is(%v, errDelay) = false, want true", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,222 @@
+package pacehttp
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// A Limiter holds the budgets that paced requests draw from, one per
+// partition. The pacer decides how much each partition may spend (it learns
+// rates from headers and throttling); the Limiter keeps the account. The
+// default keeps it in process memory; an implementation backed by a shared
+// store (Redis, say) makes a whole fleet of processes share one budget and
+// one cool-down. Install one with WithLimiter.
+type Limiter interface {
+	// Budget returns the budget of the partition with the given key. The
+	// key is the hashed partition name, safe to store; it never holds a
+	// raw credential. The pacer calls Budget once per partition and keeps
+	// the result until the partition expires.
+	Budget(key string) Budget
+}
+
+// A Budget is the account of one partition: two token buckets, one counted
+// in requests and one in tokens (units of an API's usage such as LLM
+// tokens), and a gate that a cool-down closes. A Budget must be safe for
+// concurrent use.
+//
+// Times are passed in, as in golang.org/x/time/rate, so that an
+// implementation is testable without a clock.
+type Budget interface {
+	// Reserve takes requests and tokens from the buckets as of now and
+	// returns how long the caller must wait before sending. If the caller
+	// does not send after all, it calls cancel (when non-nil) to give the
+	// units back. A closed gate adds its remaining time to the wait.
+	Reserve(ctx context.Context, now time.Time, requests, tokens int) (wait time.Duration, cancel func(), err error)
+
+	// CoolDown closes the gate until until: no reservation is granted
+	// before then. A gate that is already closed longer stays as it is.
+	CoolDown(ctx context.Context, now, until time.Time) error
+
+	// SetLimits sets the refill rates and bursts of the buckets and lowers
+	// what is left in them to what the server reported.
+	SetLimits(ctx context.Context, now time.Time, l Limits) error
+}
+
+// Limits describe a Budget's buckets: each refills at Rate units per second
+// up to Burst. A zero field leaves the setting unchanged.
+type Limits struct {
+	Requests BucketLimits
+	Tokens   BucketLimits
+}
+
+// BucketLimits describe one token bucket. Rate is units per second
+// (math.Inf(1) for no limit), Burst the bucket's size, and Remaining, when
+// zero or more, what the server says is left: a bucket holding more is
+// lowered to it, never raised. A negative Remaining means unknown.
+type BucketLimits struct {
+	Rate      float64
+	Burst     int
+	Remaining int64
+}
+
+// localLimiter is the default Limiter: budgets in process memory, built on
+// golang.org/x/time/rate.
+type localLimiter struct{}
+
+func (localLimiter) Budget(string) Budget { return newLocalBudget() }
+
+// localBudget keeps the gate as a time, and consults the buckets as of the
+// moment the gate opens: requests that queue during a cool-down get the
+// tokens the bucket will hold at that moment, then the refill rate, in the
+// order they arrived. Every bucket call therefore uses at(now), so that the
+// buckets never see time go backwards across a gate.
+type localBudget struct {
+	mu       sync.Mutex
+	gate     time.Time // closed until then
+	spread   int       // waiters already given a place behind the gate
+	requests *rate.Limiter
+	tokens   *rate.Limiter // nil until a token budget is known
+}
+
+func newLocalBudget() *localBudget {
+	return &localBudget{requests: rate.NewLimiter(rate.Inf, 1)}
+}
+
+func (b *localBudget) at(now time.Time) time.Time {
+	if now.Before(b.gate) {
+		return b.gate
+	}
+	return now
+}
+
+func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens int) (time.Duration, func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.at(now)
+	tb := b.tokens
+	if tokens <= 0 {
+		tb = nil
+	}
+	// The common case: no gate, units on hand. No allocation.
+	if !t.After(now) && tb == nil && b.requests.AllowN(now, requests) {
+		return 0, nil, nil
+	}
+	var wait time.Duration
+	rr := b.requests.ReserveN(t, min(requests, max(b.requests.Burst(), 1)))
+	wait = rr.DelayFrom(now)
+	var tr *rate.Reservation
+	if tb != nil {
+		tr = tb.ReserveN(t, min(tokens, max(tb.Burst(), 1)))
+		wait = max(wait, tr.DelayFrom(now))
+	}
+	if t.After(now) {
+		// Spread the queue behind the gate so that it does not all
+		// return in one instant; the bucket spaces it further.
+		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*b.spacing())
+		b.spread++
+	}
+	if wait == 0 {
+		return 0, nil, nil
+	}
+	cancel := func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		c := b.at(time.Now())
+		rr.CancelAt(c)
+		if tr != nil {
+			tr.CancelAt(c)
+		}
+	}
+	return wait, cancel, nil
+}
+
+// spacing is the gap between waiters released by a gate: a quarter of the
+// request interval, or a millisecond when the rate is unknown.
+func (b *localBudget) spacing() time.Duration {
+	r := float64(b.requests.Limit())
+	if r <= 0 || math.IsInf(r, 1) {
+		return time.Millisecond
+	}
+	return time.Duration(float64(time.Second) / r / 4)
+}
+
+func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if until.After(b.gate) {
+		if !b.gate.After(now) {
+			b.spread = 0
+		}
+		// Drain the buckets as of now: the server just said it has
+		// nothing left, so only the refill during the gate counts.
+		drain(b.requests, now)
+		drain(b.tokens, now)
+		b.gate = until
+	}
+	return nil
+}
+
+func drain(l *rate.Limiter, now time.Time) {
+	if l == nil || l.Limit() == rate.Inf {
+		return
+	}
+	if n := int(l.TokensAt(now)); n > 0 {
+		l.AllowN(now, n)
+	}
+}
+
+func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.at(now)
+	b.requests = setBucket(b.requests, t, l.Requests)
+	if b.tokens == nil && l.Tokens.Rate > 0 {
+		b.tokens = rate.NewLimiter(rate.Inf, 1)
+	}
+	b.tokens = setBucket(b.tokens, t, l.Tokens)
+	return nil
+}
+
+// setBucket applies bl to lim and returns the bucket to use from now on: a
+// fresh one, full, when an unlimited bucket gets a rate (an unlimited
+// rate.Limiter keeps no count worth carrying over).
+func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits) *rate.Limiter {
+	if lim == nil {
+		return nil
+	}
+	if lim.Limit() == rate.Inf {
+		if bl.Rate <= 0 || math.IsInf(bl.Rate, 1) {
+			if bl.Burst > 0 {
+				lim.SetBurstAt(t, bl.Burst)
+			}
+			return lim
+		}
+		burst := bl.Burst
+		if burst <= 0 {
+			burst = max(lim.Burst(), 1)
+		}
+		lim = rate.NewLimiter(rate.Limit(bl.Rate), burst)
+		lim.AllowN(t, 0) // anchor the bucket's clock at t
+	} else {
+		if bl.Burst > 0 && bl.Burst != lim.Burst() {
+			lim.SetBurstAt(t, bl.Burst)
+		}
+		if math.IsInf(bl.Rate, 1) {
+			lim.SetLimitAt(t, rate.Inf)
+			return lim
+		}
+		if bl.Rate > 0 && rate.Limit(bl.Rate) != lim.Limit() {
+			lim.SetLimitAt(t, rate.Limit(bl.Rate))
+		}
+	}
+	if bl.Remaining >= 0 {
+		if n := int(math.Ceil(lim.TokensAt(t) - float64(bl.Remaining))); n > 0 {
+			lim.AllowN(t, n)
+		}
+	}
+	return lim
+}

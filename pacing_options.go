@@ -1,0 +1,79 @@
+package pacehttp
+
+import (
+	"math"
+	"net/http"
+	"time"
+)
+
+// WithRate states the server's request limit: perSecond requests per
+// second, with bursts of up to burst. The pacer then sends at that rate from
+// the first request instead of learning it; rate-limit headers, when the
+// server sends them, still take precedence, and throttling still lowers it.
+func WithRate(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond > 0 && !math.IsNaN(perSecond) {
+			c.pace.rate, c.pace.burst = perSecond, max(burst, 1)
+		}
+	}
+}
+
+// WithTokenRate states a second, token-counted limit (LLM tokens, say):
+// perSecond tokens per second with bursts of up to burst. Each request then
+// also draws its cost (see WithCostFunc) from this budget. Without it, a
+// token budget starts only when response headers report one.
+func WithTokenRate(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond > 0 && !math.IsNaN(perSecond) {
+			c.pace.tokenRate, c.pace.tokenBurst = perSecond, max(burst, 1)
+		}
+	}
+}
+
+// WithConcurrency caps the requests of one partition that are in flight at
+// once, from sending until the response body is closed. Waiters are served
+// in arrival order. Zero or less means no cap.
+func WithConcurrency(n int) Option {
+	return func(c *config) { c.pace.concurrency = max(n, 0) }
+}
+
+// WithKeyFunc sets how requests are grouped into partitions, each with its
+// own budget and cool-down. By default the key is the URL's host and the
+// first credential header present (Authorization, X-Api-Key, Api-Key,
+// X-Goog-Api-Key), so that separate keys never slow each other. The key is
+// kept only as a keyed hash.
+func WithKeyFunc(fn func(*http.Request) string) Option {
+	return func(c *config) { c.pace.keyFunc = fn }
+}
+
+// WithCostFunc sets how many tokens a request is expected to use, for the
+// token budget. fn must not consume req.Body; it may read a copy through
+// req.GetBody. Results below 1 count as 1. The default estimates from the
+// body: a quarter of its length plus its JSON "max_tokens" value. Costs are
+// computed only while a token budget is active.
+func WithCostFunc(fn func(*http.Request) int) Option {
+	return func(c *config) { c.pace.costFunc = fn }
+}
+
+// WithRateFloor sets the lowest request rate, per second, that learning
+// from throttles may set. The default is DefaultRateFloor.
+func WithRateFloor(perSecond float64) Option {
+	return func(c *config) {
+		if perSecond > 0 {
+			c.pace.floor = perSecond
+		}
+	}
+}
+
+// WithPartitionExpiry sets how long an unused partition keeps its state.
+// Zero or less keeps partitions for the life of the transport.
+func WithPartitionExpiry(d time.Duration) Option {
+	return func(c *config) { c.pace.expiry = max(d, 0) }
+}
+
+// WithLimiter makes the pacer keep its budgets and cool-downs in l, for
+// instance a store shared by a fleet of processes. The default keeps them in
+// process memory.
+func WithLimiter(l Limiter) Option {
+	return func(c *config) { c.pace.limiter = l }
+}
