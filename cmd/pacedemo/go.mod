@@ -6,6 +6,7 @@ replace github.com/pacehttp/pacehttp => ../..
 
 require (
 	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/pacehttp/pacehttp v0.0.0
 	golang.org/x/term v0.48.0
