@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -34,6 +35,9 @@ type result struct {
 	P50                   time.Duration `json:"p50_ns"`
 	P99                   time.Duration `json:"p99_ns"`
 	ServerPeakConcurrency int           `json:"server_peak_concurrency"`
+	// Errors counts the failures of finished requests by message, with
+	// the URL's port masked so that runs compare.
+	Errors map[string]int `json:"errors,omitempty"`
 	// Timeline[i] is the rate, per second, of 200 answers received during
 	// the i-th bin of TimelineBin from the start of the run.
 	Timeline    []float64     `json:"accepted_per_second"`
@@ -51,6 +55,12 @@ func summarize(outs []outcome, wall, bound time.Duration) result {
 		if o.Cut {
 			r.Unfinished++
 			continue
+		}
+		if o.Err != "" {
+			if r.Errors == nil {
+				r.Errors = map[string]int{}
+			}
+			r.Errors[maskError(o.Err)]++
 		}
 		r.Retries += max(o.Attempts-1, 0)
 		lat = append(lat, o.Latency)
@@ -131,6 +141,11 @@ func writeTable(w io.Writer, rs []result, md bool) {
 		_ = tw.Flush()
 	}
 	for _, r := range rs {
+		if msg, n := commonest(r.Errors); n > 0 {
+			fmt.Fprintf(w, "\n%s: %d of %d failures: %s", r.Contender, n, r.Failed-r.Unfinished, msg)
+		}
+	}
+	for _, r := range rs {
 		if r.Stopped {
 			fmt.Fprintf(w, "\n%s was stopped at %s (%gx the bound): its %d unfinished requests count as failed.",
 				r.Contender, fmtDur(r.Limit), math.Round(float64(r.Limit)/float64(r.Bound)*10)/10, r.Unfinished)
@@ -186,4 +201,34 @@ func writeJSON(path string, rep report) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+var (
+	portRE     = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	durationRE = regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|ms|s|m)\b`)
+	keyRE      = regexp.MustCompile(`#[0-9a-f]{8,}`)
+	attemptRE  = regexp.MustCompile(`attempt \d+`)
+)
+
+// maskError hides what varies between failures of one kind in an error
+// message (the fake API's port, durations, attempt numbers, partition
+// hashes), so that they count as one.
+func maskError(msg string) string {
+	msg = portRE.ReplaceAllString(msg, "127.0.0.1:PORT")
+	msg = durationRE.ReplaceAllString(msg, "D")
+	msg = keyRE.ReplaceAllString(msg, "#KEY")
+	return attemptRE.ReplaceAllString(msg, "attempt N")
+}
+
+// commonest returns the most frequent message in errs and its count; ties
+// go to the lexically first message, so output is stable.
+func commonest(errs map[string]int) (string, int) {
+	var best string
+	n := 0
+	for msg, c := range errs {
+		if c > n || (c == n && msg < best) {
+			best, n = msg, c
+		}
+	}
+	return best, n
 }

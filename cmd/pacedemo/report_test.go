@@ -219,3 +219,14 @@ func TestRunFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskError(t *testing.T) {
+	in := `Get "http://127.0.0.1:39211/v1/items": pacehttp: gave up after attempt 2 (retry budget exhausted): pacehttp: pacing wait 10.02s exceeds context deadline (4.2587s left) in partition 127.0.0.1:39211#df7eda98db4b46bf`
+	want := `Get "http://127.0.0.1:PORT/v1/items": pacehttp: gave up after attempt N (retry budget exhausted): pacehttp: pacing wait D exceeds context deadline (D left) in partition 127.0.0.1:PORT#KEY`
+	if got := maskError(in); got != want {
+		t.Errorf("maskError:\n got %s\nwant %s", got, want)
+	}
+	if msg, n := commonest(map[string]int{"b": 2, "a": 2, "c": 1}); msg != "a" || n != 2 {
+		t.Errorf("commonest = %q, %d; want a, 2", msg, n)
+	}
+}

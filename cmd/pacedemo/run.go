@@ -59,7 +59,8 @@ func (m *meter) RoundTrip(req *http.Request) (*http.Response, error) {
 // outcome is what happened to one request of a run.
 type outcome struct {
 	OK       bool
-	Cut      bool // still unfinished when the run was stopped
+	Cut      bool   // still unfinished when the run was stopped
+	Err      string // why a finished request failed: an error or a status
 	Attempts int
 	Latency  time.Duration
 }
@@ -188,13 +189,20 @@ func send(ctx context.Context, do doer, url string, s scenario, i int) outcome {
 	began := time.Now()
 	resp, err := do(req)
 	o := outcome{Latency: time.Since(began)}
+	switch {
+	case err != nil:
+		o.Err = err.Error()
+	case resp.StatusCode != http.StatusOK:
+		o.Err = resp.Status
+	default:
+		o.OK = true
+	}
 	if resp != nil {
-		o.OK = err == nil && resp.StatusCode == http.StatusOK
 		drain(resp)
 	}
 	o.Attempts = int(attempts.Load())
 	if !o.OK && ctx.Err() != nil && (err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		o.Cut = true
+		o.Cut, o.Err = true, ""
 	}
 	return o
 }

@@ -84,7 +84,7 @@ func newScenario(name string, p params) (scenario, error) {
 	case "shared":
 		s.Clients = 4
 		s.Config.PerKey = true
-		s.Description = fmt.Sprintf("%d independent clients share one key limited to %g req/s", s.Clients, p.Rate)
+		s.Description = fmt.Sprintf("%d independent clients share one key limited to %g req/s (each told the full rate)", s.Clients, p.Rate)
 	case "overload":
 		s.Config.Overload = 0.2
 		need = float64(p.N) / (1 - s.Config.Overload)
