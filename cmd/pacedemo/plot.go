@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // palette has one distinguishable colour per contender, in contender order.
@@ -22,28 +26,96 @@ var palette = []color.Color{
 	color.RGBA{0x00, 0x45, 0x9e, 0xff}, // pacehttp+rate: dark blue
 }
 
-// plotScenario draws accepted requests per second over time, one line per
-// contender, with the server's limit, into dir/<scenario>.png.
+// plotScenario draws accepted requests per second over time into
+// dir/<scenario>.png: one panel per contender, on the same axes, each with
+// the server's limit dashed, so that the panels compare at a glance.
 func plotScenario(dir string, s scenario, rs []result) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: %s", s.Name, s.Description)
-	p.Title.TextStyle.Font.Size = vg.Points(10)
-	p.X.Label.Text = "seconds since start"
-	p.Y.Label.Text = fmt.Sprintf("200 answers per second (%v bins)", binWidth)
-	p.Legend.Top = true
-	p.Legend.Left = false
-	p.Add(plotter.NewGrid())
-
 	var end time.Duration
+	ymax := s.Config.Rate
 	for _, r := range rs {
 		end = max(end, r.Wall)
+		for _, v := range r.Timeline {
+			ymax = max(ymax, v)
+		}
 	}
-	limit := make(plotter.XYs, 0, 2*len(s.Schedule)+2)
+	const cols = 2
+	rows := (len(rs) + cols - 1) / cols
+	plots := make([][]*plot.Plot, rows)
+	for i := range plots {
+		plots[i] = make([]*plot.Plot, cols)
+	}
+	for i, r := range rs {
+		p, err := panel(s, r, end, ymax*1.15)
+		if err != nil {
+			return "", err
+		}
+		if i/cols == rows-1 || i+cols >= len(rs) {
+			p.X.Label.Text = "seconds since start"
+		}
+		if i%cols == 0 {
+			p.Y.Label.Text = "200s per second"
+		}
+		plots[i/cols][i%cols] = p
+	}
+	for i := len(rs); i < rows*cols; i++ {
+		plots[i/cols][i%cols] = plot.New() // an empty tile keeps the grid even
+	}
+
+	const titleSpace = 28
+	img := vgimg.New(vg.Points(760), vg.Points(float64(160*rows+titleSpace)))
+	dc := draw.New(img)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	title := text.Style{
+		Color:   color.Black,
+		Font:    font.From(plot.DefaultFont, vg.Points(11)),
+		XAlign:  draw.XCenter,
+		YAlign:  draw.YTop,
+		Handler: plot.DefaultTextHandler,
+	}
+	dc.FillText(title, vg.Point{X: dc.Max.X / 2, Y: dc.Max.Y - 6},
+		fmt.Sprintf("%s: %s (bound %s; %v bins)", s.Name, s.Description, fmtDur(s.Bound), binWidth))
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadTop: titleSpace, PadX: vg.Points(12), PadY: vg.Points(8), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadBottom: vg.Points(4)}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		for j := range plots[i] {
+			if i*cols+j < len(rs) {
+				plots[i][j].Draw(canvases[i][j])
+			}
+		}
+	}
+
+	path := filepath.Join(dir, s.Name+".png")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return "", err
+	}
+	return path, f.Close()
+}
+
+// panel is one contender's accepted-requests timeline over the server's
+// request limit.
+func panel(s scenario, r result, end time.Duration, ymax float64) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%s: %s, %d failed", r.Contender, fmtDur(r.Wall), r.Failed)
+	p.Title.TextStyle.Font.Size = vg.Points(9)
+	p.X.Min, p.X.Max = 0, end.Seconds()
+	p.Y.Min, p.Y.Max = 0, ymax
+	p.X.Tick.Label.Font.Size = vg.Points(7)
+	p.Y.Tick.Label.Font.Size = vg.Points(7)
+	p.X.Label.TextStyle.Font.Size = vg.Points(8)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(8)
+	p.Add(plotter.NewGrid())
+
+	limit := plotter.XYs{{X: 0, Y: s.Config.Rate}}
 	prev := s.Config.Rate
-	limit = append(limit, plotter.XY{X: 0, Y: prev})
 	for _, rc := range s.Schedule {
 		limit = append(limit, plotter.XY{X: rc.At.Seconds(), Y: prev}, plotter.XY{X: rc.At.Seconds(), Y: rc.Rate})
 		prev = rc.Rate
@@ -51,44 +123,36 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 	limit = append(limit, plotter.XY{X: end.Seconds(), Y: prev})
 	ll, err := plotter.NewLine(limit)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ll.Color = color.Black
-	ll.Width = vg.Points(1)
+	ll.Width = vg.Points(0.8)
 	ll.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(ll)
-	p.Legend.Add("server limit", ll)
 
-	for _, r := range rs {
-		// Step lines: each bin is flat over its width, so the area under a
-		// line is the number of requests.
-		pts := make(plotter.XYs, 0, 2*len(r.Timeline)+1)
-		w := r.TimelineBin.Seconds()
-		for j, v := range r.Timeline {
-			pts = append(pts, plotter.XY{X: float64(j) * w, Y: v}, plotter.XY{X: float64(j+1) * w, Y: v})
-		}
-		if len(pts) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
-			return "", err
-		}
-		l.Color = palette[contenderIndex(r.Contender)%len(palette)]
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(r.Contender, l)
+	// A step line: each bin is flat over its width, so the area under it
+	// is the number of requests answered 200.
+	w := r.TimelineBin.Seconds()
+	pts := plotter.XYs{{X: 0, Y: 0}}
+	for j, v := range r.Timeline {
+		pts = append(pts, plotter.XY{X: float64(j) * w, Y: v}, plotter.XY{X: float64(j+1) * w, Y: v})
 	}
-	p.Legend.TextStyle.Font.Size = vg.Points(8)
-	p.Legend.Padding = vg.Points(1)
-	p.Y.Min = 0
+	pts = append(pts, plotter.XY{X: pts[len(pts)-1].X, Y: 0})
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, err
+	}
+	c := palette[contenderIndex(r.Contender)%len(palette)]
+	l.Color = c
+	l.Width = vg.Points(1.2)
+	l.FillColor = withAlpha(c, 0x50)
+	p.Add(l)
+	return p, nil
+}
 
-	path := filepath.Join(dir, s.Name+".png")
-	c := vg.Length(7) * vg.Inch
-	if err := p.Save(c, c*0.5, path); err != nil {
-		return "", err
-	}
-	return path, nil
+func withAlpha(c color.Color, a uint8) color.Color {
+	r, g, b, _ := c.RGBA()
+	return color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: a}
 }
 
 func contenderIndex(name string) int {

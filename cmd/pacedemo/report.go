@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // result is one contender's run of one scenario.
@@ -142,7 +143,7 @@ func writeTable(w io.Writer, rs []result, md bool) {
 	}
 	for _, r := range rs {
 		if msg, n := commonest(r.Errors); n > 0 {
-			fmt.Fprintf(w, "\n%s: %d of %d failures: %s", r.Contender, n, r.Failed-r.Unfinished, msg)
+			fmt.Fprintf(w, "\n%s: %d of %d failures: %s", r.Contender, n, r.Failed-r.Unfinished, shorten(msg, 200))
 		}
 	}
 	for _, r := range rs {
@@ -231,4 +232,15 @@ func commonest(errs map[string]int) (string, int) {
 		}
 	}
 	return best, n
+}
+
+// shorten cuts msg to at most n bytes, on a rune boundary, marking the cut.
+func shorten(msg string, n int) string {
+	if len(msg) <= n {
+		return msg
+	}
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n] + "…"
 }

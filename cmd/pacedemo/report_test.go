@@ -230,3 +230,19 @@ func TestMaskError(t *testing.T) {
 		t.Errorf("commonest = %q, %d; want a, 2", msg, n)
 	}
 }
+
+func TestShorten(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"aµb", 2, "a…"}, // µ is two bytes: never cut inside it
+	} {
+		if got := shorten(tt.in, tt.n); got != tt.want {
+			t.Errorf("shorten(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
