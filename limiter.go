@@ -59,8 +59,8 @@ type Limits struct {
 
 // BucketLimits describe one token bucket. Rate is units per second
 // (math.Inf(1) for no limit), Burst the bucket's size, and Remaining, when
-// zero or more, what the server says is left: a bucket holding more is
-// lowered to it, never raised. A negative Remaining means unknown.
+// zero or more, what the server says is left: a bucket holding more than
+// Remaining+1 (servers round down) is lowered to it, never raised. A negative Remaining means unknown.
 type BucketLimits struct {
 	Rate      float64
 	Burst     int
@@ -234,7 +234,9 @@ func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits) *rate.Limiter {
 		}
 	}
 	if bl.Remaining >= 0 {
-		if n := int(math.Ceil(lim.TokensAt(t) - float64(bl.Remaining))); n > 0 {
+		// Servers round Remaining down: one that shows R may hold up to
+		// R+1, so only a bucket above that is out of step.
+		if n := int(math.Ceil(lim.TokensAt(t) - float64(bl.Remaining) - 1)); n > 0 {
 			lim.AllowN(t, n)
 		}
 	}

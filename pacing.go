@@ -130,7 +130,7 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 	part.limited.Store(!math.IsInf(part.est.rate, 1))
 	var l Limits
 	if pc.rate > 0 {
-		l.Requests = BucketLimits{Rate: part.est.rate, Burst: max(pc.burst, 1), Remaining: -1}
+		l.Requests = BucketLimits{Rate: part.est.rate, Burst: headroom(pc.burst), Remaining: -1}
 	}
 	if pc.tokenRate > 0 {
 		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: max(pc.tokenBurst, 1), Remaining: -1}
@@ -340,7 +340,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 }
 
 func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
-	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: int(b), Remaining: -1}})
+	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
 	part.signal()
 	p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
 }
@@ -372,7 +372,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	bucket := func(q *quota) BucketLimits {
 		bl := BucketLimits{Rate: part.headerRate(now, q), Remaining: q.Remaining}
 		if q.Limit > 0 {
-			bl.Burst = int(min(q.Limit, math.MaxInt32))
+			bl.Burst = headroom(int(min(q.Limit, math.MaxInt32)))
 		}
 		if !q.Refill || bl.Rate <= 0 {
 			// A refilling bucket synced to Remaining holds requests
@@ -430,8 +430,8 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 		return r
 	}
 	n := q.Limit - q.Remaining
-	if n <= 1 {
-		return 0 // too little to tell: keep what is known
+	if n < 1 {
+		return 0 // a full bucket tells nothing of the rate
 	}
 	// Reset may be rounded up to whole seconds (every dialect but
 	// OpenAI's durations): then the refill may take up to 1s less.
@@ -479,6 +479,18 @@ func (part *partition) extendGate(until time.Time) bool {
 	}
 	part.gate = until
 	return true
+}
+
+// headroom returns the burst the pacer allows itself for a server burst
+// of b: a tenth less, at least one less from 2 up. Pacing at exactly the
+// server's rate leaves its bucket empty, so that any scheduling delay that
+// bunches sends together would meet a 429; the reserve absorbs that, at the
+// cost of a few requests' time once.
+func headroom(b int) int {
+	if b < 2 {
+		return max(b, 1)
+	}
+	return b - max(1, b/10)
 }
 
 // material reports whether moving the partition's rate to r is worth
