@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -48,7 +49,7 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		plots[i] = make([]*plot.Plot, cols)
 	}
 	for i, r := range rs {
-		p, err := panel(s, r, end, ymax*1.15)
+		p, err := panel(s, r, end, math.Ceil(ymax*1.1/50)*50)
 		if err != nil {
 			return "", err
 		}
@@ -64,7 +65,7 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		plots[i/cols][i%cols] = plot.New() // an empty tile keeps the grid even
 	}
 
-	const titleSpace = 28
+	const titleSpace = 36
 	img := vgimg.New(vg.Points(760), vg.Points(float64(160*rows+titleSpace)))
 	dc := draw.New(img)
 	dc.SetColor(color.White)
@@ -77,7 +78,10 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		Handler: plot.DefaultTextHandler,
 	}
 	dc.FillText(title, vg.Point{X: dc.Max.X / 2, Y: dc.Max.Y - 6},
-		fmt.Sprintf("%s: %s (bound %s; %v bins)", s.Name, s.Description, fmtDur(s.Bound), binWidth))
+		fmt.Sprintf("%s: %s", s.Name, s.Description))
+	title.Font.Size = vg.Points(8)
+	dc.FillText(title, vg.Point{X: dc.Max.X / 2, Y: dc.Max.Y - 20},
+		fmt.Sprintf("200 answers per second in %v bins; dashed: the server's request limit; physical bound %s", binWidth, fmtDur(s.Bound)))
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadTop: titleSpace, PadX: vg.Points(12), PadY: vg.Points(8), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadBottom: vg.Points(4)}
 	canvases := plot.Align(plots, tiles, dc)
 	for i := range plots {
