@@ -33,10 +33,6 @@ const (
 	maxCoolDown = 24 * time.Hour
 )
 
-// ErrWaitTooLong is matched by every *WaitError: the pacer would have had
-// to hold a request longer than its deadline or the maximum wait allows.
-
-
 // A WaitError reports a request the pacer refused to hold, because the wait
 // it needed would outlast the request's context deadline or the maximum
 // wait (WithMaxWait). The pacer fails such a request at once rather than
