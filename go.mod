@@ -9,8 +9,4 @@ require (
 	golang.org/x/time v0.16.0
 )
 
-require (
-	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
-	github.com/stretchr/testify v1.11.1 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-)
+require github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
