@@ -16,7 +16,7 @@ const (
 	// rateMargin is the share of the estimated server rate the pacer
 	// sends at once it knows the rate: enough room for the estimate's
 	// error (a few requests over a second or so of measurement).
-	rateMargin = 0.98
+	rateMargin = 0.95
 
 	// raiseAfter and raiseStep probe back up after a quiet spell, so that
 	// a server whose limit rose is found again: 5% more every 30s without
@@ -30,7 +30,10 @@ const (
 	// minMeasure is the shortest span over which a rate is estimated; a
 	// throttle sooner than that after the gate opened says the pacer sent
 	// far too fast, not how fast the server refills.
-	minMeasure = 20 * time.Millisecond
+	minMeasure = 50 * time.Millisecond
+
+	// maxRefine bounds how much late answers may raise an estimate.
+	maxRefine = 1.1
 
 	// sendRing is how many recent accepted sends the estimator keeps.
 	sendRing = 2048
@@ -79,13 +82,14 @@ type estimator struct {
 	lastChange time.Time // last change of rate, for probing and raising
 
 	headers time.Time // when headers last stated the limits
+	stated  bool      // the caller stated the rate (WithRate)
 }
 
 func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
 	e := estimator{floor: floor, rate: math.Inf(1), epoch: now, lastChange: now}
 	if rate > 0 && !math.IsInf(rate, 1) {
 		// A stated rate is the caller's word: the floor never lifts it.
-		e.rate, e.limit = rate, rate
+		e.rate, e.limit, e.stated = rate, rate, true
 		e.floor = min(floor, rate)
 		e.burst = float64(max(burst, 1))
 	}
@@ -143,7 +147,10 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		// First throttle: what got through is the burst (plus what
 		// refilled meanwhile, which only makes L's estimate lower).
 		e.burst = max(a, 1)
-		e.lateFrom, e.lateUntil = e.epoch, sent
+		// Every request that left before this 429 came back belongs to
+		// the burst if accepted, whatever order the answers arrive in (a
+		// refusal is quicker to answer than a success).
+		e.lateFrom, e.lateUntil = e.epoch, now
 		base := e.burst // one burst per second: a modest start
 		if t > minMeasure.Seconds() {
 			base = max(base, a/t)
@@ -160,10 +167,14 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		}
 	default:
 		l := max((a-e.burst)/t, bestRate(e.sends, sent, e.burst))
-		e.refineCap = math.Inf(1)
+		// Answers still on their way may raise the estimate when the gate
+		// opens, by a tenth at most: a short window magnifies any error in
+		// the burst's estimate, and an estimate above the server's rate
+		// costs a whole cool-down.
+		e.refineCap = l * maxRefine
 		if e.limit > 0 {
 			l = min(l, e.limit)
-			e.refineCap = e.limit
+			e.refineCap = min(e.refineCap, e.limit)
 		}
 		// Answers of requests sent before the throttle may still be on
 		// their way; they refine the estimate when the gate opens.
@@ -241,8 +252,18 @@ func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
 		e.lastChange = now
 		return e.rate, true
 	}
+	if e.probing && e.probeBase < e.burst && e.limit == 0 {
+		// Answers sent before the first throttle kept arriving after it
+		// and grew the burst: probe from what the server really let through,
+		// not from what had been counted when the 429 came in.
+		e.probeBase = e.burst
+		e.rate = max(e.rate, e.burst)
+		e.lastChange = latest(now, e.epoch)
+		return e.rate, true
+	}
 	if e.probing {
-		d := now.Sub(e.lastChange)
+		// The probe's clock runs only while the gate is open.
+		d := now.Sub(latest(e.lastChange, e.epoch))
 		if d < probeDoubling/40 {
 			return e.rate, false
 		}
@@ -269,4 +290,11 @@ func (e *estimator) fromHeaders(now time.Time, rate float64, burst int64) {
 	if burst > 0 {
 		e.burst = float64(burst)
 	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

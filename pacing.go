@@ -198,7 +198,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if wait <= 0 {
 			break
 		}
-		again, err := p.sleep(ctx, part.name, now, wait, *changed)
+		again, err := p.sleep(ctx, part.name, now, wait, part.firmPart(now, wait), *changed)
 		if err != nil || again {
 			if cancel != nil {
 				cancel()
@@ -261,20 +261,27 @@ func (part *partition) endWarmUp() {
 	part.warmOnce.Do(func() { close(part.warmed) })
 }
 
-// sleep waits d, or fails at once if d cannot be waited in full. It returns
-// early with again set when changed is closed.
-func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration, changed <-chan struct{}) (again bool, err error) {
-	if mw := p.cfg.maxWait; mw > 0 && d > mw {
-		return false, &WaitError{Wait: d, Limit: mw, Partition: name}
+// sleep waits d, or fails at once if firm, the part of d that is certain,
+// cannot be waited in full. It returns early with again set when changed is
+// closed.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d, firm time.Duration, changed <-chan struct{}) (again bool, err error) {
+	if mw := p.cfg.maxWait; mw > 0 && firm > mw {
+		return false, &WaitError{Wait: firm, Limit: mw, Partition: name}
 	}
-	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
-		return false, &WaitError{Wait: d, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
+	if dl, ok := ctx.Deadline(); ok && now.Add(firm).After(dl) {
+		return false, &WaitError{Wait: firm, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
+	}
+	if mw := p.cfg.maxWait; mw > 0 && d > mw {
+		// A provisional wait is never slept past the cap in one go: by
+		// then the rate will have been learned, and the request reserves
+		// again.
+		d, again = mw, true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return false, nil
+		return again, nil
 	case <-changed:
 		return true, nil
 	case <-ctx.Done():
@@ -342,7 +349,12 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
 	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
 	part.signal()
-	p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
+	// A probe moves the rate in small steps; hooks hear of a change only
+	// once it amounts to a tenth, so that a log is not flooded.
+	if prev := math.Float64frombits(part.reported.Load()); math.Abs(r-prev) >= prev/10 {
+		part.reported.Store(math.Float64bits(r))
+		p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
+	}
 }
 
 // applyQuotas sets the partition's buckets from what the server reports,
@@ -466,6 +478,21 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 type rateBounds struct {
 	lo, hi float64
 	at     time.Time
+}
+
+// firmPart returns the part of a budget wait that is certain: all of it
+// when the rate was stated, by the caller (WithRate) or by the server's
+// headers; otherwise only what is left of the cool-down gate. A rate the
+// estimator is still probing or has inferred from throttles is provisional:
+// it rises as the estimator learns, and the waiters then reserve again, so a
+// long wait computed from it must not fail a request before its deadline.
+func (part *partition) firmPart(now time.Time, wait time.Duration) time.Duration {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.est.stated || (!part.est.headers.IsZero() && now.Sub(part.est.headers) < headerTrust) {
+		return wait
+	}
+	return min(max(part.gate.Sub(now), 0), wait)
 }
 
 // extendGate records that the partition's gate closes until until, and

@@ -33,6 +33,8 @@ type partition struct {
 	warmOnce sync.Once
 	warmed   chan struct{}
 
+	reported atomic.Uint64 // float64 bits of the rate last reported to hooks
+
 	tokens  atomic.Bool // a token budget is active: compute costs
 	limited atomic.Bool // the estimator has a finite rate and wants ticks
 

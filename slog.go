@@ -9,15 +9,15 @@ import (
 // with structured fields: kind, attempt, reason, wait, status, error,
 // partition, rate, and the request's method, host and path.
 //
-// Levels follow what needs attention: attempts and pacer waits at Debug,
-// retries, cool-downs and rate changes at Info, give-ups at Warn. The query
-// string and headers are never logged, since they may hold credentials
+// Levels follow what needs attention: attempts, pacer waits and rate
+// changes at Debug, retries and cool-downs at Info, give-ups at Warn. The
+// query string and headers are never logged, since they may hold credentials
 // (Google's ?key=, Authorization); the partition is already a keyed hash.
 func LogHook(logger *slog.Logger) func(Event) {
 	return func(e Event) {
 		level := slog.LevelInfo
 		switch e.Kind {
-		case EventAttempt, EventPaced:
+		case EventAttempt, EventPaced, EventRateChange:
 			level = slog.LevelDebug
 		case EventGiveUp:
 			level = slog.LevelWarn
