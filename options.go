@@ -37,6 +37,9 @@ type config struct {
 	classify        Classifier
 	backoff         Backoff
 	hook            func(Event)
+	budgetRatio     float64
+	budgetFloor     float64
+	attemptTimeout  time.Duration
 
 	pace paceConfig // settings of the pacing layer, see pacing.go
 }
@@ -48,6 +51,8 @@ func newConfig(opts []Option) *config {
 		backoffMin:      DefaultBackoffMin,
 		backoffMax:      DefaultBackoffMax,
 		maxBufferedBody: DefaultMaxBufferedBody,
+		budgetRatio:     DefaultRetryRatio,
+		budgetFloor:     DefaultMinRetriesPerSec,
 		pace:            defaultPaceConfig(),
 	}
 	for _, o := range opts {

@@ -1,30 +1,217 @@
 package pacehttp
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // A Decision is a Classifier's verdict on one attempt.
 type Decision struct {
 	// Retry reports whether the attempt may be repeated.
 	Retry bool
+
+	// Unprocessed reports that the server did not act on the request
+	// (a 429, a 503 or 529, a connection that was refused), so that even a
+	// request with a non-idempotent method may be repeated.
+	Unprocessed bool
+
 	// Reason is a short lower-case explanation, such as "status 429".
 	Reason string
+
 	// Hint, when Hint.Source is not empty, is the server's requested wait;
 	// the retry layer never waits less than Hint.Wait.
 	Hint Hint
 }
 
 // A Classifier decides whether an attempt that produced resp or err may be
-// repeated. Exactly one of resp and err is non-nil. It must not read a 2xx
-// body nor close resp.Body.
+// repeated. Exactly one of resp and err is non-nil. A Classifier must not
+// read a 2xx body; it may read an error body only if it leaves resp.Body
+// readable in full (DefaultClassifier does so for Google's RetryInfo).
 type Classifier func(req *http.Request, resp *http.Response, err error) Decision
 
 // A Backoff returns the wait before retry number n (1 for the first retry)
 // when the server gave no hint.
 type Backoff func(n int) time.Duration
 
-func (c *config) retryMiddleware() Middleware {
-	return func(next http.RoundTripper) http.RoundTripper { return next }
+// WithClassifier replaces DefaultClassifier.
+func WithClassifier(c Classifier) Option {
+	return func(cfg *config) { cfg.classify = c }
+}
+
+// WithBackoffFunc replaces the default backoff (full jitter between 0 and
+// an exponentially growing, capped bound; see WithBackoff).
+func WithBackoffFunc(b Backoff) Option {
+	return func(cfg *config) { cfg.backoff = b }
+}
+
+// StatusOverloaded is the status some APIs (Anthropic's among them) send
+// when the service as a whole is overloaded.
+const StatusOverloaded = 529
+
+// maxErrorBodyPeek bounds how much of an error body is read to look for a
+// hint carried there instead of in a header.
+const maxErrorBodyPeek = 64 << 10
+
+// DefaultClassifier is the retry policy of New. In order:
+//
+//   - A transport error is retried unless it cannot heal: the request's
+//     context ended, a bad URL scheme, too many redirects, an invalid header
+//     or a TLS certificate error (go-retryablehttp's judgement). A refused
+//     or failed dial is marked Unprocessed.
+//   - An X-Should-Retry: true or false response header decides.
+//   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
+//     carries a rate-limit hint, as GitHub sends for its secondary limits.
+//     A 429 without a header hint and with a small JSON body is read for a
+//     Google RetryInfo; a QuotaFailure on a per-day quota makes it final.
+//   - 408, 500, 502 and 504 are retried; the server may have acted on them.
+//   - Anything else is final.
+//
+// The Hint is the server's: see the package's docs/retry.md for the headers
+// read and their order.
+func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decision {
+	if err != nil {
+		return classifyError(req, err)
+	}
+	hint, hinted := responseHint(resp)
+	if !hinted && resp.StatusCode == http.StatusTooManyRequests {
+		var daily bool
+		if hint, hinted, daily = bodyHint(resp); daily {
+			return Decision{Reason: "daily quota exhausted"}
+		}
+	}
+	if v := resp.Header.Get("X-Should-Retry"); v != "" {
+		switch strings.ToLower(v) {
+		case "true":
+			return Decision{Retry: true, Reason: "x-should-retry", Hint: hint}
+		case "false":
+			return Decision{Reason: "x-should-retry"}
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		return Decision{Retry: true, Unprocessed: true, Reason: "status 429", Hint: hint}
+	case http.StatusServiceUnavailable:
+		return Decision{Retry: true, Unprocessed: true, Reason: "status 503", Hint: hint}
+	case StatusOverloaded:
+		return Decision{Retry: true, Unprocessed: true, Reason: "status 529", Hint: hint}
+	case http.StatusForbidden:
+		if hinted {
+			return Decision{Retry: true, Unprocessed: true, Reason: "status 403 rate limited", Hint: hint}
+		}
+	case http.StatusRequestTimeout:
+		return Decision{Retry: true, Reason: "status 408", Hint: hint}
+	case http.StatusInternalServerError:
+		return Decision{Retry: true, Reason: "status 500", Hint: hint}
+	case http.StatusBadGateway:
+		return Decision{Retry: true, Reason: "status 502", Hint: hint}
+	case http.StatusGatewayTimeout:
+		return Decision{Retry: true, Reason: "status 504", Hint: hint}
+	}
+	return Decision{}
+}
+
+// responseHint returns the server's hint from the headers of a non-2xx
+// response. Malformed headers are ignored, as if absent.
+func responseHint(resp *http.Response) (Hint, bool) {
+	if resp.StatusCode < 400 {
+		return Hint{}, false
+	}
+	hint, ok, _ := retryHint(resp.Header, time.Now())
+	return hint, ok
+}
+
+// bodyHint looks for a Google RetryInfo in a small JSON error body, and
+// hands the body back readable in full: what was read, then the rest.
+func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
+	if resp.Body == nil || resp.Body == http.NoBody ||
+		!strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return Hint{}, false, false
+	}
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyPeek))
+	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(peek), resp.Body), closer: resp.Body}
+	if err != nil || len(peek) == maxErrorBodyPeek {
+		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
+	}
+	hint, ok, daily, _ = retryHintFromBody(peek)
+	return hint, ok, daily
+}
+
+func classifyError(req *http.Request, err error) Decision {
+	if ctxErr := req.Context().Err(); ctxErr != nil {
+		return Decision{Reason: "context done"}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// A per-attempt timeout (the request's own context is still live).
+		return Decision{Retry: true, Reason: "attempt timeout"}
+	}
+	// go-retryablehttp recognises the errors that cannot heal, but only
+	// inside the *url.Error that http.Client adds and a transport does not.
+	uerr := &url.Error{Op: req.Method, URL: req.URL.String(), Err: err}
+	if ok, _ := retryablehttp.ErrorPropagatedRetryPolicy(req.Context(), nil, uerr); !ok {
+		return Decision{Reason: "permanent error"}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || isDialError(err) {
+		return Decision{Retry: true, Unprocessed: true, Reason: "dial failed"}
+	}
+	return Decision{Retry: true, Reason: "transport error"}
+}
+
+// isDialError reports an error from establishing the connection, before
+// any byte of the request was written.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// idempotent reports whether repeating req is harmless even if the server
+// acted on an earlier attempt: its method is idempotent (RFC 9110 9.2.2), or
+// it carries an idempotency key.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// fullJitter returns a wait drawn uniformly from [0, min(max, min·2^(n-1))].
+//
+// Full jitter, rather than decorrelated jitter, because it is stateless (a
+// pure function of the retry number, so one Backoff serves every request),
+// and because it spreads a crowd of clients that failed together over the
+// widest window, which is what matters when they share one limit.
+func fullJitter(minWait, maxWait time.Duration) Backoff {
+	return func(n int) time.Duration {
+		if minWait <= 0 {
+			return 0
+		}
+		bound := minWait
+		for i := 1; i < n && bound > 0 && bound < maxWait; i++ {
+			bound *= 2
+		}
+		if bound <= 0 || bound > maxWait { // doubled past the cap, or overflowed
+			bound = maxWait
+		}
+		return rand.N(bound + 1)
+	}
+}
+
+// upwardJitter is added to a server-requested wait so that clients told the
+// same instant do not return at that instant together: up to a tenth of the
+// wait, at least 50ms and at most one second.
+func upwardJitter(wait time.Duration) time.Duration {
+	spread := min(max(wait/10, 50*time.Millisecond), time.Second)
+	return rand.N(spread)
 }

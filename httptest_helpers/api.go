@@ -125,11 +125,12 @@ func NewAPI(cfg Config) *API {
 }
 
 // URL returns the base URL of the API, of the form http://ipaddr:port,
-// starting its loopback listener on first use.
+// starting its loopback listener on first use. It panics after Close.
 func (a *API) URL() string { return a.s.url() }
 
 // Client returns an HTTP client configured for the API, starting its
 // loopback listener on first use. Close closes the client's idle connections.
+// It panics after Close.
 func (a *API) Client() *http.Client { return a.s.client() }
 
 // Close shuts down the listener, if it was started, and blocks until all

@@ -218,7 +218,7 @@ func TestAPISetRate(t *testing.T) {
 }
 
 func TestAPIOverload(t *testing.T) {
-	const n = 2000
+	const n = 1000
 	run := func(seed uint64) (statuses []int, st Stats) {
 		api := NewAPI(Config{Overload: 0.25, Seed: seed})
 		defer api.Close()
@@ -228,7 +228,7 @@ func TestAPIOverload(t *testing.T) {
 		return statuses, api.Stats()
 	}
 	s1, st := run(1)
-	if st.Overloaded < n/4-100 || st.Overloaded > n/4+100 || st.Accepted+st.Overloaded != n {
+	if st.Overloaded < n/4-60 || st.Overloaded > n/4+60 || st.Accepted+st.Overloaded != n {
 		t.Errorf("Overload 0.25 of %d: Accepted %d, Overloaded %d", n, st.Accepted, st.Overloaded)
 	}
 	var errs []int

@@ -25,10 +25,12 @@ const (
 	// for tokens, with t the seconds until one more unit is available.
 	IETF
 	// Legacy sends RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset,
-	// the seconds until one more unit is available.
+	// the seconds until one more unit is available, for the request limit,
+	// or for the token limit when requests are not limited.
 	Legacy
 	// GitHub sends x-ratelimit-{limit,remaining,used,reset,resource}; reset
-	// is the Unix time in seconds at which one more unit is available.
+	// is the Unix time in seconds at which one more unit is available. Like
+	// Legacy, it describes the request limit, else the token limit.
 	GitHub
 )
 

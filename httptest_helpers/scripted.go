@@ -108,11 +108,12 @@ func NewScripted(steps ...Step) *Scripted {
 }
 
 // URL returns the base URL of the server, of the form http://ipaddr:port,
-// starting its loopback listener on first use.
+// starting its loopback listener on first use. It panics after Close.
 func (sc *Scripted) URL() string { return sc.s.url() }
 
 // Client returns an HTTP client configured for the server, starting its
 // loopback listener on first use. Close closes the client's idle connections.
+// It panics after Close.
 func (sc *Scripted) Client() *http.Client { return sc.s.client() }
 
 // Close shuts down the listener, if it was started, and blocks until all

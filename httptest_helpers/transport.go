@@ -13,8 +13,9 @@ import (
 )
 
 // errAborted is what a client sees when the handler dropped the connection
-// before sending a status line; a real transport reports an EOF there too.
-var errAborted = fmt.Errorf("pacetest: server closed the connection without answering: %w", io.EOF)
+// (panicked with http.ErrAbortHandler); a real transport reports an
+// unexpected EOF there too.
+var errAborted = fmt.Errorf("pacetest: server closed the connection: %w", io.ErrUnexpectedEOF)
 
 // memTransport calls a handler directly, with no sockets, so that everything
 // a request waits on is a channel or a timer in the caller's synctest bubble.
@@ -50,17 +51,23 @@ func (t *memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	pr, pw := io.Pipe()
 	rw := &pipeWriter{header: make(http.Header), pw: pw, ready: make(chan struct{})}
-	aborted := make(chan struct{})
+	aborted := make(chan error, 1)
 	go func() {
 		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				// http.ErrAbortHandler is how a handler drops a connection;
 				// a real server also survives any other panic by closing it.
+				// Any other panic is a bug in the handler, and its value
+				// goes into the error so that the test shows it.
+				err := errAborted
+				if p != http.ErrAbortHandler {
+					err = fmt.Errorf("pacetest: handler panicked: %v: %w", p, io.ErrUnexpectedEOF)
+				}
 				if rw.committed {
-					pw.CloseWithError(io.ErrUnexpectedEOF)
+					pw.CloseWithError(err)
 				} else {
-					close(aborted)
+					aborted <- err
 				}
 				return
 			}
@@ -74,8 +81,8 @@ func (t *memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	select {
 	case <-rw.ready:
-	case <-aborted:
-		return nil, errAborted
+	case err := <-aborted:
+		return nil, err
 	case <-ctx.Done():
 		pw.CloseWithError(ctx.Err())
 		return nil, ctx.Err()

@@ -1,0 +1,53 @@
+package pacehttp
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Why the retry layer stopped repeating a request. They appear as an Event's
+// Reason and, when the last attempt ended in a transport error, as the Cause
+// of the *RetryError returned, so errors.Is(err, ErrWaitTooLong) works.
+var (
+	// ErrAttemptsExhausted: the request made every attempt it was allowed.
+	ErrAttemptsExhausted = errors.New("attempts exhausted")
+	// ErrWaitTooLong: the wait before the next attempt exceeds the max wait.
+	ErrWaitTooLong = errors.New("wait exceeds max wait")
+	// ErrWaitPastDeadline: the next attempt could not start before the
+	// request context's deadline.
+	ErrWaitPastDeadline = errors.New("wait exceeds context deadline")
+	// ErrBodyNotReplayable: the request body has no GetBody and is larger
+	// than the buffering limit, so it could be sent only once.
+	ErrBodyNotReplayable = errors.New("request body not replayable")
+	// ErrNotIdempotent: the request's method is not idempotent, it has no
+	// Idempotency-Key, and the server may have processed it.
+	ErrNotIdempotent = errors.New("request not idempotent")
+	// ErrRetryBudgetExhausted: too many recent requests were retried; see
+	// WithRetryBudget.
+	ErrRetryBudgetExhausted = errors.New("retry budget exhausted")
+)
+
+// A RetryError is returned when the last attempt of a request ended in a
+// transport error. Err is that error; Cause says why no further attempt was
+// made (one of the Err... sentinels above, or nil when the error was not
+// retryable at all). errors.Is and errors.As see both.
+type RetryError struct {
+	Attempts int
+	Err      error
+	Cause    error
+}
+
+func (e *RetryError) Error() string {
+	if e.Cause == nil {
+		return fmt.Sprintf("pacehttp: attempt %d: %v", e.Attempts, e.Err)
+	}
+	return fmt.Sprintf("pacehttp: gave up after attempt %d (%v): %v", e.Attempts, e.Cause, e.Err)
+}
+
+// Unwrap returns the transport error and the cause.
+func (e *RetryError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Cause}
+}
