@@ -2,7 +2,6 @@ package pacehttp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -33,10 +32,6 @@ const (
 	// overflow a time; WithMaxWait fails requests behind a long gate fast.
 	maxCoolDown = 24 * time.Hour
 )
-
-// ErrWaitTooLong is matched by every *WaitError: the pacer would have had
-// to hold a request longer than its deadline or the maximum wait allows.
-var ErrWaitTooLong = errors.New("pacehttp: pacing wait too long")
 
 // A WaitError reports a request the pacer refused to hold, because the wait
 // it needed would outlast the request's context deadline or the maximum
