@@ -71,6 +71,7 @@ type paceConfig struct {
 	costFunc          func(*http.Request) int
 	expiry            time.Duration
 	limiter           Limiter
+	secret            []byte // nil: a random per-process secret
 }
 
 func defaultPaceConfig() paceConfig {
@@ -93,7 +94,7 @@ func (c *config) paceMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		once.Do(func() { ps = newPartitions(c.pace.expiry) })
+		once.Do(func() { ps = newPartitions(c.pace.expiry, c.pace.secret) })
 		lim := c.pace.limiter
 		if lim == nil {
 			lim = localLimiter{}
