@@ -69,6 +69,11 @@ type localLimiter struct{}
 
 func (localLimiter) Budget(string) Budget { return newLocalBudget() }
 
+// NewLocalLimiter returns the default Limiter, which keeps each budget in
+// process memory. A Limiter backed by a shared store can fall back on it
+// when the store is out of reach.
+func NewLocalLimiter() Limiter { return localLimiter{} }
+
 // localBudget keeps the gate as a time, and consults the buckets as of the
 // moment the gate opens: requests that queue during a cool-down get the
 // tokens the bucket will hold at that moment, then the refill rate, in the
