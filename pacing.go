@@ -61,6 +61,20 @@ func (e *WaitError) Is(target error) bool {
 	return target == ErrWaitTooLong || (e.Deadline && target == context.DeadlineExceeded)
 }
 
+// limiterError is a Limiter's failure to reserve (a shared store out of
+// reach, say). The retry layer does not repeat it: a Limiter that fails
+// rather than fall back has decided that the request must not be sent.
+type limiterError struct {
+	partition string
+	err       error
+}
+
+func (e *limiterError) Error() string {
+	return fmt.Sprintf("pacehttp: reserve in partition %s: %v", e.partition, e.err)
+}
+
+func (e *limiterError) Unwrap() error { return e.err }
+
 // paceConfig holds the settings of the pacing layer.
 type paceConfig struct {
 	rate, tokenRate   float64 // 0: unknown, learn it
@@ -182,7 +196,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
 	if err != nil {
 		release()
-		return nil, p.fail(req, fmt.Errorf("pacehttp: reserve in partition %s: %w", part.name, err))
+		return nil, p.fail(req, &limiterError{partition: part.name, err: err})
 	}
 	if wait > 0 {
 		if err := p.sleep(ctx, part.name, now, wait); err != nil {
