@@ -29,6 +29,7 @@ const (
 	childStart    = "REDISLIMIT_START" // unix nanoseconds at which to begin
 	childDuration = "REDISLIMIT_DURATION"
 	childWorkers  = "REDISLIMIT_WORKERS"
+	childRate     = "REDISLIMIT_RATE" // the rate and burst to state, "" for none
 )
 
 // childReport is what a child prints, as JSON, when done.
@@ -48,6 +49,11 @@ func TestChildProcess(t *testing.T) {
 	start, _ := strconv.ParseInt(os.Getenv(childStart), 10, 64)
 
 	opts := []pacehttp.Option{pacehttp.WithPartitionSecret([]byte("fleet-test"))}
+	var rate float64
+	var burst int
+	if _, err := fmt.Sscanf(os.Getenv(childRate), "%g/%d", &rate, &burst); err == nil {
+		opts = append(opts, pacehttp.WithRate(rate, burst))
+	}
 	if addr := os.Getenv(childRedis); addr != "" {
 		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		defer c.Close()
@@ -85,6 +91,7 @@ type fleetResult struct {
 	procs           int
 	redis           bool
 	dialect         pacetest.Dialect
+	stated          string
 	sendRate        float64 // attempts per second over the limit, in the steady state
 	acceptRate      float64 // accepted per second over the limit, likewise
 	accepted        int
@@ -95,13 +102,14 @@ type fleetResult struct {
 }
 
 func (r fleetResult) String() string {
-	return fmt.Sprintf("procs=%d redis=%-5v dialect=%-7v sent/limit=%.2f accepted/limit=%.2f 429/request=%.3f done=%d failed=%d",
-		r.procs, r.redis, r.dialect, r.sendRate, r.acceptRate, float64(r.refused)/float64(max(r.done, 1)), r.done, r.failed)
+	return fmt.Sprintf("procs=%d redis=%-5v dialect=%-7v stated=%-5s sent/limit=%.2f accepted/limit=%.2f 429/request=%.3f done=%d failed=%d",
+		r.procs, r.redis, r.dialect, r.stated, r.sendRate, r.acceptRate, float64(r.refused)/float64(max(r.done, 1)), r.done, r.failed)
 }
 
 // runFleet runs procs child processes, each with workers goroutines,
 // sending as fast as their pacers let them to one fake API for dur.
-func runFleet(t *testing.T, procs int, srv *redisServer, cfg pacetest.Config, dur time.Duration) fleetResult {
+// stated, when not empty, is the rate the children state, as "rate/burst".
+func runFleet(t *testing.T, procs int, srv *redisServer, cfg pacetest.Config, stated string, dur time.Duration) fleetResult {
 	t.Helper()
 	created := time.Now()
 	api := pacetest.NewAPI(cfg)
@@ -113,6 +121,7 @@ func runFleet(t *testing.T, procs int, srv *redisServer, cfg pacetest.Config, du
 		childStart+"="+strconv.FormatInt(start.UnixNano(), 10),
 		childDuration+"="+dur.String(),
 		childWorkers+"=4",
+		childRate+"="+stated,
 	)
 	if srv != nil {
 		env = append(env, childRedis+"="+srv.addr)
@@ -132,7 +141,7 @@ func runFleet(t *testing.T, procs int, srv *redisServer, cfg pacetest.Config, du
 		}
 		children[i] = c
 	}
-	res := fleetResult{procs: procs, redis: srv != nil, dialect: cfg.Dialect}
+	res := fleetResult{procs: procs, redis: srv != nil, dialect: cfg.Dialect, stated: stated}
 	for i, c := range children {
 		if err := c.cmd.Wait(); err != nil {
 			t.Fatalf("child %d: %v\n%s", i, err, c.out.String())
@@ -176,7 +185,7 @@ func TestFleet(t *testing.T) {
 	srv := startRedis(t)
 	const rate, burst = 40, 10
 	dur := 2 * time.Second
-	res := runFleet(t, 4, srv, pacetest.Config{Rate: rate, Burst: burst, Dialect: pacetest.OpenAI}, dur)
+	res := runFleet(t, 4, srv, pacetest.Config{Rate: rate, Burst: burst, Dialect: pacetest.OpenAI}, "", dur)
 	t.Log(res, "refused per second:", res.refusedTimeline)
 	// What the server accepted bounds what the fleet sent in time; what
 	// matters is that the fleet did not need the server to refuse it.
@@ -203,10 +212,20 @@ func TestFleetMeasure(t *testing.T) {
 		t.Skip("set REDISLIMIT_MEASURE=1 to measure")
 	}
 	srv := startRedis(t)
-	for _, d := range []pacetest.Dialect{pacetest.OpenAI, pacetest.None} {
+	for _, c := range []struct {
+		dialect pacetest.Dialect
+		stated  string
+	}{
+		{pacetest.OpenAI, ""},
+		{pacetest.None, ""},
+		{pacetest.None, "40/10"},
+	} {
+		if f := os.Getenv("REDISLIMIT_MEASURE_ONLY"); f != "" && f != c.dialect.String()+c.stated {
+			continue
+		}
 		for _, procs := range []int{1, 2, 4} {
 			for _, s := range []*redisServer{nil, srv} {
-				res := runFleet(t, procs, s, pacetest.Config{Rate: 40, Burst: 10, Dialect: d}, 5*time.Second)
+				res := runFleet(t, procs, s, pacetest.Config{Rate: 40, Burst: 10, Dialect: c.dialect}, c.stated, 5*time.Second)
 				t.Log(res)
 			}
 		}
