@@ -2,6 +2,7 @@ package pacehttp
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -10,12 +11,12 @@ const (
 	// probeDoubling is how long the probing rate takes to double. Shorter
 	// finds a fast server sooner but spends more of the burst on the
 	// overshoot.
-	probeDoubling = 200 * time.Millisecond
+	probeDoubling = 100 * time.Millisecond
 
 	// rateMargin is the share of the estimated server rate the pacer
 	// sends at once it knows the rate: enough room for the estimate's
 	// error (a few requests over a second or so of measurement).
-	rateMargin = 0.97
+	rateMargin = 0.98
 
 	// raiseAfter and raiseStep probe back up after a quiet spell, so that
 	// a server whose limit rose is found again: 5% more every 30s without
@@ -30,6 +31,9 @@ const (
 	// throttle sooner than that after the gate opened says the pacer sent
 	// far too fast, not how fast the server refills.
 	minMeasure = 20 * time.Millisecond
+
+	// sendRing is how many recent accepted sends the estimator keeps.
+	sendRing = 2048
 )
 
 // An estimator learns a server's request rate from throttling alone, when
@@ -59,6 +63,16 @@ type estimator struct {
 
 	epoch    time.Time // when the server's bucket was last believed full
 	accepted int64     // requests sent since epoch and accepted
+	sends    []int64   // ring of the latest accepted send times (unix ns), once limited
+	next     int       // where the ring writes next
+
+	lateFrom, lateUntil time.Time // sends whose late answers still count to burst
+
+	// refinement of the last estimate with answers that arrive late
+	refining              bool
+	refineFrom, refineEnd time.Time
+	refineCap             float64
+	late                  []int64
 
 	probing    bool
 	probeBase  float64
@@ -70,8 +84,9 @@ type estimator struct {
 func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
 	e := estimator{floor: floor, rate: math.Inf(1), epoch: now, lastChange: now}
 	if rate > 0 && !math.IsInf(rate, 1) {
-		e.rate = max(rate, floor)
-		e.limit = e.rate
+		// A stated rate is the caller's word: the floor never lifts it.
+		e.rate, e.limit = rate, rate
+		e.floor = min(floor, rate)
 		e.burst = float64(max(burst, 1))
 	}
 	return e
@@ -79,8 +94,30 @@ func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
 
 // accept counts a request sent at sent that the server accepted.
 func (e *estimator) accept(sent time.Time) {
-	if !sent.Before(e.epoch) {
-		e.accepted++
+	if sent.Before(e.epoch) {
+		if e.refining && !sent.Before(e.refineFrom) && !sent.After(e.refineEnd) {
+			e.late = append(e.late, sent.UnixNano())
+		}
+		if e.limit == 0 && !sent.Before(e.lateFrom) && !sent.After(e.lateUntil) {
+			// An answer from before the first throttle, read after
+			// it: part of the burst.
+			e.burst++
+		}
+		return
+	}
+	e.accepted++
+	if math.IsInf(e.rate, 1) {
+		return
+	}
+	if e.sends == nil {
+		e.sends = make([]int64, 0, sendRing)
+	}
+	d := sent.UnixNano()
+	if len(e.sends) < sendRing {
+		e.sends = append(e.sends, d)
+	} else {
+		e.sends[e.next] = d
+		e.next = (e.next + 1) % sendRing
 	}
 }
 
@@ -106,6 +143,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		// First throttle: what got through is the burst (plus what
 		// refilled meanwhile, which only makes L's estimate lower).
 		e.burst = max(a, 1)
+		e.lateFrom, e.lateUntil = e.epoch, sent
 		base := e.burst // one burst per second: a modest start
 		if t > minMeasure.Seconds() {
 			base = max(base, a/t)
@@ -121,10 +159,16 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 			e.startProbe(max(min(e.rate, e.probeBase)/2, e.floor), reopen)
 		}
 	default:
-		l := (a - e.burst) / t
+		l := max((a-e.burst)/t, bestRate(e.sends, sent, e.burst))
+		e.refineCap = math.Inf(1)
 		if e.limit > 0 {
 			l = min(l, e.limit)
+			e.refineCap = e.limit
 		}
+		// Answers of requests sent before the throttle may still be on
+		// their way; they refine the estimate when the gate opens.
+		e.refining, e.refineFrom, e.refineEnd = true, e.epoch, sent
+		e.late = append(e.late[:0], e.sends...)
 		e.limit = max(l, e.floor)
 		e.rate = max(e.limit*rateMargin, e.floor)
 		e.probing = false
@@ -142,7 +186,49 @@ func (e *estimator) startProbe(base float64, at time.Time) {
 func (e *estimator) restart(reopen time.Time) {
 	e.epoch = reopen
 	e.accepted = 0
+	e.sends = e.sends[:0]
+	e.next = 0
 	e.lastChange = reopen
+}
+
+// bestRate returns the best lower bound on the server's rate that the
+// accepted send times (unix nanoseconds, any order) give, for a throttle of
+// a request sent at end: the server's bucket was empty then, and held at
+// most burst at the start of any window before, so any window of w seconds
+// with k accepted sends shows L ≥ (k - burst)/w, with equality for the
+// window that starts when the bucket was last full. The bound holds
+// whatever the sending pattern, including probes slower than the server,
+// during which its bucket filled.
+func bestRate(sends []int64, end time.Time, burst float64) float64 {
+	ts := slices.Clone(sends)
+	slices.Sort(ts)
+	e := end.UnixNano()
+	best := 0.0
+	for i := len(ts) - 1; i >= 0; i-- {
+		w := time.Duration(e - ts[i])
+		if w < minMeasure {
+			continue
+		}
+		best = max(best, (float64(len(ts)-i)-burst)/w.Seconds())
+	}
+	return best
+}
+
+// refine raises the estimate made at the last throttle with the answers
+// that arrived after it, once the gate has opened.
+func (e *estimator) refine(now time.Time) bool {
+	if !e.refining || now.Before(e.epoch) {
+		return false
+	}
+	e.refining = false
+	l := min(bestRate(e.late, e.refineEnd, e.burst), e.refineCap)
+	e.late = e.late[:0]
+	if l <= e.limit {
+		return false
+	}
+	e.limit = l
+	e.rate = max(l*rateMargin, e.floor)
+	return true
 }
 
 // tick advances the probe or the slow raise. It returns the new rate and
@@ -150,6 +236,10 @@ func (e *estimator) restart(reopen time.Time) {
 func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
 	if math.IsInf(e.rate, 1) || (!e.headers.IsZero() && now.Sub(e.headers) < headerTrust) {
 		return e.rate, false
+	}
+	if e.refine(now) {
+		e.lastChange = now
+		return e.rate, true
 	}
 	if e.probing {
 		d := now.Sub(e.lastChange)

@@ -43,6 +43,10 @@ type Budget interface {
 
 	// SetLimits sets the refill rates and bursts of the buckets and lowers
 	// what is left in them to what the server reported.
+	//
+	// A change of rate or burst, like a CoolDown, voids the reservations
+	// outstanding: the pacer wakes their holders, which reserve again
+	// under the new terms, and their cancel funcs do nothing.
 	SetLimits(ctx context.Context, now time.Time, l Limits) error
 }
 
@@ -55,24 +59,23 @@ type Limits struct {
 
 // BucketLimits describe one token bucket. Rate is units per second
 // (math.Inf(1) for no limit), Burst the bucket's size, and Remaining, when
-// zero or more, what the server says is left: a bucket holding more is
-// lowered to it, never raised. A negative Remaining means unknown.
+// zero or more, what the server says is left: a bucket holding more than
+// Remaining+1 (servers round down) is lowered to it, never raised. A negative Remaining means unknown.
 type BucketLimits struct {
 	Rate      float64
 	Burst     int
 	Remaining int64
 }
 
-// localLimiter is the default Limiter: budgets in process memory, built on
-// golang.org/x/time/rate.
+// NewLocalLimiter returns the default Limiter: budgets in process memory,
+// built on golang.org/x/time/rate. It is useful to wrap, or as the fallback
+// of a shared Limiter.
+func NewLocalLimiter() Limiter { return localLimiter{} }
+
+// localLimiter is the default Limiter.
 type localLimiter struct{}
 
 func (localLimiter) Budget(string) Budget { return newLocalBudget() }
-
-// NewLocalLimiter returns the default Limiter, which keeps each budget in
-// process memory. A Limiter backed by a shared store can fall back on it
-// when the store is out of reach.
-func NewLocalLimiter() Limiter { return localLimiter{} }
 
 // localBudget keeps the gate as a time, and consults the buckets as of the
 // moment the gate opens: requests that queue during a cool-down get the
@@ -83,6 +86,7 @@ type localBudget struct {
 	mu       sync.Mutex
 	gate     time.Time // closed until then
 	spread   int       // waiters already given a place behind the gate
+	gen      int       // bumped when outstanding reservations are void
 	requests *rate.Limiter
 	tokens   *rate.Limiter // nil until a token budget is known
 }
@@ -118,18 +122,23 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 		tr = tb.ReserveN(t, min(tokens, max(tb.Burst(), 1)))
 		wait = max(wait, tr.DelayFrom(now))
 	}
-	if t.After(now) {
-		// Spread the queue behind the gate so that it does not all
-		// return in one instant; the bucket spaces it further.
-		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*b.spacing())
+	if t.After(now) && b.requests.Limit() == rate.Inf {
+		// With no rate to space them, spread the queue behind the gate
+		// so that it does not all return in one instant. A finite bucket
+		// spaces it by itself: its burst at the opening, then the rate.
+		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*time.Millisecond)
 		b.spread++
 	}
 	if wait == 0 {
 		return 0, nil, nil
 	}
+	gen := b.gen
 	cancel := func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		if b.gen != gen {
+			return // voided: its debt is gone already
+		}
 		c := b.at(time.Now())
 		rr.CancelAt(c)
 		if tr != nil {
@@ -139,51 +148,57 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 	return wait, cancel, nil
 }
 
-// spacing is the gap between waiters released by a gate: a quarter of the
-// request interval, or a millisecond when the rate is unknown.
-func (b *localBudget) spacing() time.Duration {
-	r := float64(b.requests.Limit())
-	if r <= 0 || math.IsInf(r, 1) {
-		return time.Millisecond
-	}
-	return time.Duration(float64(time.Second) / r / 4)
-}
-
 func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if until.After(b.gate) {
-		if !b.gate.After(now) {
-			b.spread = 0
-		}
+		b.spread = 0
 		// Drain the buckets as of now: the server just said it has
 		// nothing left, so only the refill during the gate counts.
-		drain(b.requests, now)
-		drain(b.tokens, now)
+		b.requests = renew(b.requests, now, true)
+		b.tokens = renew(b.tokens, now, true)
+		b.gen++
 		b.gate = until
 	}
 	return nil
 }
 
-func drain(l *rate.Limiter, now time.Time) {
+// renew returns a bucket like l that has forgotten its debts to
+// outstanding reservations, which are void: their holders reserve again.
+// It keeps what l holds at t, or nothing if empty.
+func renew(l *rate.Limiter, t time.Time, empty bool) *rate.Limiter {
 	if l == nil || l.Limit() == rate.Inf {
-		return
+		return l
 	}
-	if n := int(l.TokensAt(now)); n > 0 {
-		l.AllowN(now, n)
+	n := rate.NewLimiter(l.Limit(), l.Burst())
+	keep := 0
+	if !empty {
+		keep = int(max(l.TokensAt(t), 0))
 	}
+	n.AllowN(t, n.Burst()-keep)
+	return n
 }
 
 func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := b.at(now)
+	if changes(b.requests, l.Requests) || changes(b.tokens, l.Tokens) {
+		b.requests = renew(b.requests, t, false)
+		b.tokens = renew(b.tokens, t, false)
+		b.gen++
+		b.spread = 0 // the waiters line up again
+	}
 	b.requests = setBucket(b.requests, t, l.Requests)
 	if b.tokens == nil && l.Tokens.Rate > 0 {
 		b.tokens = rate.NewLimiter(rate.Inf, 1)
 	}
 	b.tokens = setBucket(b.tokens, t, l.Tokens)
 	return nil
+}
+
+func changes(l *rate.Limiter, bl BucketLimits) bool {
+	return l != nil && ((bl.Rate > 0 && rate.Limit(bl.Rate) != l.Limit()) || (bl.Burst > 0 && bl.Burst != l.Burst()))
 }
 
 // setBucket applies bl to lim and returns the bucket to use from now on: a
@@ -219,7 +234,9 @@ func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits) *rate.Limiter {
 		}
 	}
 	if bl.Remaining >= 0 {
-		if n := int(math.Ceil(lim.TokensAt(t) - float64(bl.Remaining))); n > 0 {
+		// Servers round Remaining down: one that shows R may hold up to
+		// R+1, so only a bucket above that is out of step.
+		if n := int(math.Ceil(lim.TokensAt(t) - float64(bl.Remaining) - 1)); n > 0 {
 			lim.AllowN(t, n)
 		}
 	}

@@ -133,6 +133,7 @@ type pacer struct {
 func (p *pacer) newPartition(name string, now time.Time) *partition {
 	pc := &p.cfg.pace
 	part := &partition{name: name, budget: p.limiter.Budget(name), warmed: make(chan struct{})}
+	part.changed.Store(new(make(chan struct{})))
 	if pc.concurrency > 0 {
 		part.sem = newSemaphore(pc.concurrency)
 	}
@@ -140,7 +141,7 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 	part.limited.Store(!math.IsInf(part.est.rate, 1))
 	var l Limits
 	if pc.rate > 0 {
-		l.Requests = BucketLimits{Rate: part.est.rate, Burst: max(pc.burst, 1), Remaining: -1}
+		l.Requests = BucketLimits{Rate: part.est.rate, Burst: headroom(pc.burst), Remaining: -1}
 	}
 	if pc.tokenRate > 0 {
 		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: max(pc.tokenBurst, 1), Remaining: -1}
@@ -193,21 +194,38 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	now = p.now()
-	wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
-	if err != nil {
-		release()
-		return nil, p.fail(req, &limiterError{partition: part.name, err: err})
-	}
-	if wait > 0 {
-		if err := p.sleep(ctx, part.name, now, wait); err != nil {
+	// A waiter whose partition changes under it (a cool-down, a new rate)
+	// gives its reservation back and reserves again, so that it neither
+	// slips out past a gate that closed after it reserved nor keeps a slot
+	// computed at an outdated rate.
+	start := now
+	for {
+		changed := part.changed.Load()
+		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
+		if err != nil {
+			release()
+			return nil, p.fail(req, &limiterError{partition: part.name, err: err})
+		}
+		if wait <= 0 {
+			break
+		}
+		again, err := p.sleep(ctx, part.name, now, wait, *changed)
+		if err != nil || again {
 			if cancel != nil {
 				cancel()
 			}
+		}
+		if err != nil {
 			release()
 			return nil, p.fail(req, err)
 		}
-		p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: wait, Partition: part.name})
 		now = p.now()
+		if !again {
+			break
+		}
+	}
+	if now.After(start) {
+		p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: now.Sub(start), Partition: part.name})
 	}
 
 	resp, err := p.next.RoundTrip(req)
@@ -254,21 +272,24 @@ func (part *partition) endWarmUp() {
 	part.warmOnce.Do(func() { close(part.warmed) })
 }
 
-// sleep waits d, or fails at once if d cannot be waited in full.
-func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration) error {
+// sleep waits d, or fails at once if d cannot be waited in full. It returns
+// early with again set when changed is closed.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration, changed <-chan struct{}) (again bool, err error) {
 	if mw := p.cfg.maxWait; mw > 0 && d > mw {
-		return &WaitError{Wait: d, Limit: mw, Partition: name}
+		return false, &WaitError{Wait: d, Limit: mw, Partition: name}
 	}
 	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
-		return &WaitError{Wait: d, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
+		return false, &WaitError{Wait: d, Limit: max(dl.Sub(now), 0), Deadline: true, Partition: name}
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		return false, nil
+	case <-changed:
+		return true, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 
@@ -297,13 +318,17 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 		}
 		part.mu.Lock()
 		r, b, changed := part.est.throttle(now, sent, reopen)
+		if changed {
+			part.lastSet = r
+		}
 		part.limited.Store(!math.IsInf(r, 1))
 		part.mu.Unlock()
 		if changed {
 			p.setRate(part, req, now, r, b)
 		}
-		if reopen.After(now) {
+		if reopen.After(now) && part.extendGate(reopen) {
 			part.budget.CoolDown(req.Context(), now, reopen)
+			part.signal()
 			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
 				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
 		}
@@ -318,6 +343,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	}
 	r, changed := part.est.tick(now)
 	b := part.est.burst
+	changed = changed && part.material(r)
 	part.mu.Unlock()
 	if changed {
 		p.setRate(part, req, now, r, b)
@@ -325,7 +351,8 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 }
 
 func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
-	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: int(b), Remaining: -1}})
+	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
+	part.signal()
 	p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
 }
 
@@ -354,17 +381,24 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	var l Limits
 	var hold time.Duration
 	bucket := func(q *quota) BucketLimits {
-		bl := BucketLimits{Rate: q.refillRate(), Remaining: q.Remaining}
+		bl := BucketLimits{Rate: part.headerRate(now, q), Remaining: q.Remaining}
 		if q.Limit > 0 {
-			bl.Burst = int(min(q.Limit, math.MaxInt32))
+			bl.Burst = headroom(int(min(q.Limit, math.MaxInt32)))
 		}
-		hold = max(hold, q.nextUnit())
+		if !q.Refill || bl.Rate <= 0 {
+			// A refilling bucket synced to Remaining holds requests
+			// by itself; a window's quota returns only at its reset.
+			hold = max(hold, q.nextUnit())
+		}
 		return bl
 	}
 	if reqQ != nil {
 		l.Requests = bucket(reqQ)
 		part.mu.Lock()
 		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
+		if !part.material(l.Requests.Rate) {
+			l.Requests.Rate = 0 // keep the rate, and the waiters' places
+		}
 		part.limited.Store(!math.IsInf(part.est.rate, 1))
 		part.mu.Unlock()
 	} else {
@@ -379,9 +413,109 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 		l.Tokens.Remaining = -1
 	}
 	part.budget.SetLimits(req.Context(), now, l)
-	if hold > 0 {
+	signal := l.Requests.Rate > 0 || l.Tokens.Rate > 0
+	if hold > 0 && part.extendGate(now.Add(hold)) {
 		part.budget.CoolDown(req.Context(), now, now.Add(hold))
+		signal = true
 	}
+	if signal {
+		part.signal()
+	}
+}
+
+// headerRate returns the refill rate q implies, made exact despite counts
+// rounded down: a refilling bucket that shows Remaining whole units out of
+// Limit may hold nearly one more, so one answer only bounds the rate,
+// between (Limit-Remaining-1)/Reset and (Limit-Remaining)/Reset. The pacer
+// intersects the bounds of successive answers, which close in on the true
+// rate, and uses the middle. The bucket's sync to Remaining absorbs what
+// error is left.
+func (part *partition) headerRate(now time.Time, q *quota) float64 {
+	r := q.refillRate()
+	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
+		// A window with no stated length: what is left must last until
+		// the reset, so spread it evenly over the time to the reset.
+		return float64(q.Remaining) / q.Reset.Seconds()
+	}
+	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
+		return r
+	}
+	n := q.Limit - q.Remaining
+	if n <= 1 {
+		return 0 // too little to tell: keep what is known
+	}
+	// Reset may be rounded up to whole seconds (every dialect but
+	// OpenAI's durations): then the refill may take up to 1s less.
+	gran := time.Second
+	if q.Source == "openai" {
+		gran = 0
+	}
+	lo, hi := float64(n-1)/q.Reset.Seconds(), math.Inf(1)
+	if q.Reset > gran {
+		hi = float64(n) / (q.Reset - gran).Seconds()
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	i := 0
+	if q.Name != "requests" {
+		i = 1
+	}
+	b := &part.hdr[i]
+	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+		// Stale, or the rate changed: start over.
+		*b = rateBounds{lo: lo, hi: hi, at: now}
+	}
+	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
+	if gran > 0 || math.IsInf(b.hi, 1) {
+		return b.lo // a loose upper bound: stay on the safe side
+	}
+	return (b.lo + b.hi) / 2
+}
+
+// rateBounds is the interval a refilling bucket's rate must lie in, given
+// every header seen since at.
+type rateBounds struct {
+	lo, hi float64
+	at     time.Time
+}
+
+// extendGate records that the partition's gate closes until until, and
+// reports whether that is later than it was: only then is the budget told,
+// and the waiters woken.
+func (part *partition) extendGate(until time.Time) bool {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if !until.After(part.gate) {
+		return false
+	}
+	part.gate = until
+	return true
+}
+
+// headroom returns the burst the pacer allows itself for a server burst
+// of b: a tenth less, at least one less from 2 up. Pacing at exactly the
+// server's rate leaves its bucket empty, so that any scheduling delay that
+// bunches sends together would meet a 429; the reserve absorbs that, at the
+// cost of a few requests' time once.
+func headroom(b int) int {
+	if b < 2 {
+		return max(b, 1)
+	}
+	return b - max(1, b/10)
+}
+
+// material reports whether moving the partition's rate to r is worth
+// voiding the waiters' reservations, and if so records r as set.
+// part.mu must be held.
+func (part *partition) material(r float64) bool {
+	if r <= 0 {
+		return false
+	}
+	if last := part.lastSet; last > 0 && math.Abs(r-last) < 0.05*last {
+		return false
+	}
+	part.lastSet = r
+	return true
 }
 
 // hasRateLimitHeaders is a cheap test that spares responses without any

@@ -36,8 +36,15 @@ type partition struct {
 	tokens  atomic.Bool // a token budget is active: compute costs
 	limited atomic.Bool // the estimator has a finite rate and wants ticks
 
-	mu  sync.Mutex
-	est estimator
+	// changed is closed, and replaced, when the budget's rate or gate
+	// changes, to wake the waiters so that they reserve again.
+	changed atomic.Pointer[chan struct{}]
+
+	mu      sync.Mutex
+	est     estimator
+	lastSet float64       // the request rate last given to the budget
+	gate    time.Time     // the latest end of a cool-down given to the budget
+	hdr     [2]rateBounds // the refill rate headers imply: requests, tokens
 }
 
 // partitions maps a fast keyed hash of the raw key to its partition. The
@@ -139,4 +146,10 @@ func (ps *partitions) len() int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	return len(ps.m)
+}
+
+// signal wakes the partition's waiters to reserve again.
+func (part *partition) signal() {
+	ch := make(chan struct{})
+	close(*part.changed.Swap(&ch))
 }

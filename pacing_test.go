@@ -1,0 +1,395 @@
+package pacehttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
+)
+
+// send makes one GET through rt and returns its status, 0 on error.
+func send(t *testing.T, rt http.RoundTripper, ctx context.Context, header ...string) (int, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://api.test/v1/x", nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// batch sends n requests from workers goroutines; a 429 is sent again at
+// once (the pacer decides when it leaves). It returns the elapsed time and
+// the 429s met.
+func batch(t *testing.T, rt http.RoundTripper, n, workers int) (time.Duration, int) {
+	t.Helper()
+	jobs := make(chan int, n)
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	var refused atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range jobs {
+				for {
+					code, err := send(t, rt, context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if code != http.StatusTooManyRequests {
+						break
+					}
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), int(refused.Load())
+}
+
+func TestPaceConfiguredRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 100, Burst: 10})
+		rt := Pace(WithRate(100, 10))(api.Transport())
+		elapsed, refused := batch(t, rt, 300, 16)
+		if refused != 0 {
+			t.Errorf("429s = %d, want 0", refused)
+		}
+		if bound := 2900 * time.Millisecond; elapsed < bound || elapsed > bound*105/100 {
+			t.Errorf("elapsed %v, want about %v", elapsed, bound)
+		}
+	})
+}
+
+func TestPaceLearnsUnknownRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 100, Burst: 10})
+		rt := Pace()(api.Transport())
+		_, refused := batch(t, rt, 1500, 16)
+		// The cold start meets the burst's worth of concurrent callers
+		// (up to 16 - 10), the calibration a few more.
+		if refused > 16 {
+			t.Errorf("429s = %d, want at most 16", refused)
+		}
+		tl := api.Stats().Timeline
+		last := tl[len(tl)-6 : len(tl)-1] // whole seconds at the end
+		for _, n := range last {
+			if n < 88 || n > 101 {
+				t.Errorf("accepted per second at the end = %v, want 88..101", last)
+				break
+			}
+		}
+	})
+}
+
+func TestPaceHeaderDialects(t *testing.T) {
+	for _, d := range []pacetest.Dialect{pacetest.OpenAI, pacetest.Anthropic, pacetest.IETF, pacetest.Legacy, pacetest.GitHub} {
+		t.Run(d.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// A one-second burst, so that every dialect's window
+				// states the true rate.
+				api := pacetest.NewAPI(pacetest.Config{Rate: 50, Burst: 50, Dialect: d})
+				rt := Pace()(api.Transport())
+				elapsed, refused := batch(t, rt, 550, 8)
+				// Answers in flight while the first headers arrive
+				// can race the bucket's first sync: allow one or two.
+				if refused > 2 {
+					t.Errorf("429s = %d, want at most 2", refused)
+				}
+				if bound := 10 * time.Second; elapsed > bound*120/100 {
+					t.Errorf("elapsed %v, want within 20%% of %v", elapsed, bound)
+				}
+			})
+		})
+	}
+}
+
+// After a 429 with Retry-After, the partition's gate is closed: a burst of
+// callers queues at it instead of each hitting the server.
+func TestPaceCoolDownHoldsBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 1, Burst: 1})
+		var coolDowns atomic.Int32
+		rt := Pace(WithHook(func(e Event) {
+			if e.Kind == EventCoolDown {
+				coolDowns.Add(1)
+			}
+		}))(api.Transport())
+		ctx := context.Background()
+		if code, _ := send(t, rt, ctx); code != 200 {
+			t.Fatalf("first status %d", code)
+		}
+		if code, _ := send(t, rt, ctx); code != 429 {
+			t.Fatalf("second status %d, want 429", code)
+		}
+		hits := api.Stats().Requests
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() { send(t, rt, ctx) })
+		}
+		synctest.Wait()
+		if got := api.Stats().Requests; got != hits {
+			t.Errorf("server hits during the cool-down: %d, want 0", got-hits)
+		}
+		wg.Wait()
+		if got := coolDowns.Load(); got < 1 {
+			t.Errorf("cool-down events = %d", got)
+		}
+	})
+}
+
+func TestPaceConcurrencyFIFO(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Latency: 100 * time.Millisecond})
+		var mu sync.Mutex
+		var order []string
+		log := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			order = append(order, r.Header.Get("X-N"))
+			mu.Unlock()
+			return api.Transport().RoundTrip(r)
+		})
+		rt := Pace(WithConcurrency(1), WithRate(1000, 100))(log)
+		var wg sync.WaitGroup
+		for _, n := range []string{"a", "b", "c", "d", "e"} {
+			wg.Go(func() { send(t, rt, context.Background(), "X-N", n) })
+			synctest.Wait() // each queues before the next arrives
+		}
+		wg.Wait()
+		if diff := cmp.Diff([]string{"a", "b", "c", "d", "e"}, order); diff != "" {
+			t.Errorf("send order (-want +got):\n%s", diff)
+		}
+		if p := api.Stats().PeakConcurrency; p != 1 {
+			t.Errorf("peak concurrency %d, want 1", p)
+		}
+	})
+}
+
+func TestPaceCancelFreesSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Latency: time.Second})
+		rt := Pace(WithConcurrency(1), WithRate(1000, 100))(api.Transport())
+		var wg sync.WaitGroup
+		wg.Go(func() { send(t, rt, context.Background()) }) // holds the slot 1s
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := send(t, rt, ctx); errc <- err }()
+		synctest.Wait()
+		start := time.Now()
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) || time.Since(start) != 0 {
+			t.Errorf("cancelled waiter: err %v after %v, want context.Canceled at once", err, time.Since(start))
+		}
+		// The next caller gets the slot as soon as the first frees it.
+		if _, err := send(t, rt, context.Background()); err != nil || time.Since(start) != 2*time.Second {
+			t.Errorf("next caller: err %v, done after %v, want 2s", err, time.Since(start))
+		}
+		wg.Wait()
+	})
+}
+
+func TestPaceCancelReturnsToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := Pace(WithRate(1, 1))(okTransport())
+		send(t, rt, context.Background()) // empties the bucket
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { send(t, rt, ctx); close(done) }() // reserves the token of t=1s
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+		<-done
+		start := time.Now()
+		send(t, rt, context.Background())
+		if got := time.Since(start); got != 500*time.Millisecond {
+			t.Errorf("after a cancelled reservation, waited %v, want 500ms", got)
+		}
+	})
+}
+
+func TestPaceWaitFailsFast(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []Option
+		deadline time.Duration
+		deadl    bool
+	}{
+		{"deadline", []Option{WithMaxWait(0)}, 2 * time.Second, true},
+		{"max wait", []Option{WithMaxWait(3 * time.Second)}, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rt := Pace(append(tc.opts, WithRate(0.1, 1))...)(okTransport())
+				send(t, rt, context.Background()) // next token in 10s
+				ctx := context.Background()
+				if tc.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+					defer cancel()
+				}
+				body := &trackBody{}
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://api.test/", body)
+				start := time.Now()
+				_, err := rt.RoundTrip(req)
+				if time.Since(start) != 0 {
+					t.Errorf("failed after %v, want at once", time.Since(start))
+				}
+				var we *WaitError
+				if !errors.As(err, &we) || !errors.Is(err, ErrWaitTooLong) {
+					t.Fatalf("err = %v, want a *WaitError", err)
+				}
+				if got := errors.Is(err, context.DeadlineExceeded); got != tc.deadl {
+					t.Errorf("errors.Is(err, DeadlineExceeded) = %v, want %v", got, tc.deadl)
+				}
+				if body.closed.Load() != 1 {
+					t.Errorf("body closed %d times, want 1", body.closed.Load())
+				}
+			})
+		})
+	}
+}
+
+func TestPacePartitionKeyHidesCredential(t *testing.T) {
+	const secret = "sk-very-secret-123"
+	var parts []string
+	var mu sync.Mutex
+	rt := Pace(WithRate(1000, 1), WithHook(func(e Event) {
+		mu.Lock()
+		parts = append(parts, e.Partition)
+		mu.Unlock()
+	}))(throttleTransport())
+	for _, h := range []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"} {
+		send(t, rt, context.Background(), h, "Bearer "+secret)
+	}
+	if len(parts) == 0 {
+		t.Fatal("no events")
+	}
+	for _, p := range parts {
+		if strings.Contains(p, secret) || strings.Contains(p, "Bearer") {
+			t.Errorf("partition %q shows the credential", p)
+		}
+		if !strings.HasPrefix(p, "api.test#") {
+			t.Errorf("partition %q, want host#hash", p)
+		}
+	}
+}
+
+func TestPaceSeparateKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 10, Burst: 1, PerKey: true})
+		rt := Pace(WithRate(10, 1))(api.Transport())
+		var wg sync.WaitGroup
+		for range 30 { // three seconds of key A's budget
+			wg.Go(func() { send(t, rt, context.Background(), "Authorization", "A") })
+		}
+		synctest.Wait()
+		start := time.Now()
+		if code, _ := send(t, rt, context.Background(), "Authorization", "B"); code != 200 || time.Since(start) != 0 {
+			t.Errorf("key B: status %d after %v, want 200 at once", code, time.Since(start))
+		}
+		wg.Wait()
+		if r := api.Stats().Refused; r != 0 {
+			t.Errorf("429s = %d, want 0", r)
+		}
+	})
+}
+
+func TestPacePartitionExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace(WithPartitionExpiry(time.Minute), WithRate(100, 1))(okTransport()).(*pacer)
+		for _, host := range []string{"a.test", "b.test", "c.test"} {
+			req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+			resp, _ := p.RoundTrip(req)
+			resp.Body.Close()
+		}
+		if n := p.parts.len(); n != 3 {
+			t.Fatalf("%d partitions, want 3", n)
+		}
+		time.Sleep(2 * time.Minute)
+		req, _ := http.NewRequest("GET", "http://d.test/", nil)
+		resp, _ := p.RoundTrip(req)
+		resp.Body.Close()
+		if n := p.parts.len(); n != 1 {
+			t.Errorf("%d partitions after expiry, want 1", n)
+		}
+	})
+}
+
+// The pacer never changes the caller's request.
+func TestPaceDoesNotMutateRequest(t *testing.T) {
+	rt := Pace(WithTokenRate(1000, 1000), WithConcurrency(2))(okTransport())
+	body := `{"model":"m","max_tokens": 64}`
+	req, _ := http.NewRequest("POST", "http://api.test/v1", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer x")
+	before := req.Header.Clone()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if diff := cmp.Diff(before, req.Header); diff != "" {
+		t.Errorf("header changed (-before +after):\n%s", diff)
+	}
+}
+
+func TestMaxTokens(t *testing.T) {
+	tests := []struct {
+		body string
+		want int
+	}{
+		{`{"max_tokens":1024}`, 1024},
+		{`{"a":1, "max_tokens" : 7,"b":2}`, 7},
+		{`{"max_tokens":"x"}`, 0},
+		{`{"model":"m"}`, 0},
+		{`{"max_tokens":99999999999999}`, 1 << 30},
+	}
+	for _, tc := range tests {
+		if got := maxTokens([]byte(tc.body)); got != tc.want {
+			t.Errorf("maxTokens(%s) = %d, want %d", tc.body, got, tc.want)
+		}
+	}
+	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(`{"max_tokens":100,"prompt":"`+strings.Repeat("a", 400)+`"}`))
+	if got := defaultCost(req); got != 100+len(req.Header)+(len(`{"max_tokens":100,"prompt":"`)+402)/4 {
+		t.Logf("defaultCost = %d", got)
+	}
+}
+
+func okTransport() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	})
+}
+
+func throttleTransport() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"0"}}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	})
+}
+
+type trackBody struct{ closed atomic.Int32 }
+
+func (b *trackBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (b *trackBody) Close() error             { b.closed.Add(1); return nil }
