@@ -22,7 +22,8 @@ import "github.com/redis/go-redis/v9"
 //	cancel   requests tokens ttl       -> 0
 //	cooldown seconds ttl               -> 0
 //	limits   ttl then, for r and t: rate burst remaining (rate 0: keep,
-//	         -1: no limit; burst 0: keep; remaining -1: unknown) -> 0
+//	         -1: no limit; burst 0: keep; remaining -1: unknown; a bucket
+//	         above remaining+1 is lowered to it) -> 0
 //
 // ttl (milliseconds) is refreshed on every change, and stretched to cover
 // a gate.
@@ -85,8 +86,9 @@ local function limits(p, x, rate, burst, remaining)
     put(p .. 'burst', newBurst)
   end
   local r = num(p .. 'rate')
-  if remaining >= 0 and r > 0 and level(p, x) > remaining then
-    put(p .. 'empty', x - remaining / r)
+  -- Servers round down: one that shows R may hold R+1.
+  if remaining >= 0 and r > 0 and level(p, x) > remaining + 1 then
+    put(p .. 'empty', x - (remaining + 1) / r)
   end
 end
 
