@@ -441,8 +441,8 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 		return r
 	}
 	n := q.Limit - q.Remaining
-	if n <= 1 {
-		return 0 // too little to tell: keep what is known
+	if n < 1 {
+		return 0 // a full bucket tells nothing of the rate
 	}
 	// Reset may be rounded up to whole seconds (every dialect but
 	// OpenAI's durations): then the refill may take up to 1s less.
