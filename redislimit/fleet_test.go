@@ -192,10 +192,22 @@ func TestFleet(t *testing.T) {
 	if max := burst + rate*(dur.Seconds()+0.5); float64(res.accepted) > max {
 		t.Errorf("accepted %d, more than the limit allows (%v)", res.accepted, max)
 	}
-	// The few 429s come at the start, while the first answers' headers
-	// set the limits; without Redis four processes get about 0.4.
-	if got := float64(res.refused) / float64(max(res.done, 1)); got > 0.05 {
-		t.Errorf("%.3f 429s per request, want at most 0.05", got)
+	// Until the first answers state the rate, the budget is unlimited: the
+	// cold start may meet up to one 429 per concurrent caller beyond the
+	// burst (16 - 10), as a single process does. After it, next to none.
+	// Without Redis, four processes meet about 0.3 429s per request.
+	procs, workers := 4, 4
+	if max := procs*workers - burst + 1; res.refused > max {
+		t.Errorf("%d 429s, want at most %d", res.refused, max)
+	}
+	var later int
+	for i, n := range res.refusedTimeline {
+		if i >= 2 { // whole seconds after the first since the start
+			later += n
+		}
+	}
+	if later > 1 {
+		t.Errorf("%d 429s after the first second, want at most 1", later)
 	}
 	if res.done < rate*int(dur.Seconds())/3 {
 		t.Errorf("only %d requests done: the fleet is far slower than the limit", res.done)
