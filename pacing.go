@@ -199,8 +199,13 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	// slips out past a gate that closed after it reserved nor keeps a slot
 	// computed at an outdated rate.
 	start := now
+	watcher, _ := part.budget.(Watcher)
 	for {
 		changed := part.changed.Load()
+		var remote <-chan struct{} // nil: never ready
+		if watcher != nil {
+			remote = watcher.Changed()
+		}
 		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
 		if err != nil {
 			release()
@@ -209,7 +214,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if wait <= 0 {
 			break
 		}
-		again, err := p.sleep(ctx, part.name, now, wait, *changed)
+		again, err := p.sleep(ctx, part.name, now, wait, *changed, remote)
 		if err != nil || again {
 			if cancel != nil {
 				cancel()
@@ -273,8 +278,8 @@ func (part *partition) endWarmUp() {
 }
 
 // sleep waits d, or fails at once if d cannot be waited in full. It returns
-// early with again set when changed is closed.
-func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration, changed <-chan struct{}) (again bool, err error) {
+// early with again set when changed or remote is closed.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Duration, changed, remote <-chan struct{}) (again bool, err error) {
 	if mw := p.cfg.maxWait; mw > 0 && d > mw {
 		return false, &WaitError{Wait: d, Limit: mw, Partition: name}
 	}
@@ -287,6 +292,8 @@ func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d time.Du
 	case <-t.C:
 		return false, nil
 	case <-changed:
+		return true, nil
+	case <-remote:
 		return true, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
