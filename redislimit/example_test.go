@@ -26,6 +26,7 @@ func ExampleNew() {
 		redislimit.WithTimeout(50*time.Millisecond),
 		redislimit.WithFailMode(redislimit.FailOpen), // the default
 	)
+	defer lim.Close()
 	client := &http.Client{Transport: pacehttp.New(nil,
 		pacehttp.WithLimiter(lim),
 		// The same in every process, or their partitions will differ.
@@ -47,8 +48,10 @@ func ExampleNew() {
 func ExampleFailClosed() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close()
+	lim := redislimit.New(rdb, redislimit.WithFailMode(redislimit.FailClosed))
+	defer lim.Close()
 	client := &http.Client{Transport: pacehttp.New(nil,
-		pacehttp.WithLimiter(redislimit.New(rdb, redislimit.WithFailMode(redislimit.FailClosed))),
+		pacehttp.WithLimiter(lim),
 		pacehttp.WithPartitionSecret([]byte(os.Getenv("PACE_SECRET"))),
 	)}
 	resp, err := client.Get("https://api.example.com/v1/models")

@@ -57,7 +57,9 @@ func TestChildProcess(t *testing.T) {
 	if addr := os.Getenv(childRedis); addr != "" {
 		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		defer c.Close()
-		opts = append(opts, pacehttp.WithLimiter(New(c, WithLogger(slog.New(slog.DiscardHandler)))))
+		lim := New(c, WithLogger(slog.New(slog.DiscardHandler)))
+		defer lim.Close()
+		opts = append(opts, pacehttp.WithLimiter(lim))
 	}
 	client := &http.Client{Transport: pacehttp.New(nil, opts...)}
 	time.Sleep(time.Until(time.Unix(0, start)))

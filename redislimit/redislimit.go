@@ -5,11 +5,14 @@ package redislimit
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,8 +96,17 @@ type Limiter struct {
 	mode       FailMode
 	logger     *slog.Logger
 	local      pacehttp.Limiter
+	watch      bool
 
 	down atomic.Int64 // unix nanoseconds until which Redis is left alone; 0 when up
+
+	// Changes made by other processes arrive on a Redis channel; the
+	// budgets' waiters are woken through a Go channel per key, closed at
+	// the next change and then dropped.
+	origin  string // this Limiter's id in announcements
+	sub     *redis.PubSub
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
 }
 
 // An Option configures a Limiter.
@@ -135,6 +147,11 @@ func WithTTL(d time.Duration) Option {
 	}
 }
 
+// WithoutWatch stops the Limiter from subscribing to the changes other
+// processes make. Their waiters then keep the places they reserved
+// across a cool-down or a new rate set elsewhere, as if those came later.
+func WithoutWatch() Option { return func(l *Limiter) { l.watch = false } }
+
 // WithLogger sets where the Limiter reports that Redis went away and came
 // back, once each time; the default is slog.Default().
 func WithLogger(lg *slog.Logger) Option { return func(l *Limiter) { l.logger = lg } }
@@ -142,6 +159,11 @@ func WithLogger(lg *slog.Logger) Option { return func(l *Limiter) { l.logger = l
 // New returns a Limiter that keeps its budgets in Redis through client, a
 // *redis.Client, *redis.ClusterClient or any other Scripter. See
 // WithTimeout about the client's timeouts.
+//
+// When client can also Subscribe (a *redis.Client can), the Limiter
+// listens on the channel prefix+"changes" for the cool-downs and new limits
+// other processes set, and wakes its waiters so that they reserve again;
+// Close stops it.
 func New(client redis.Scripter, opts ...Option) *Limiter {
 	l := &Limiter{
 		client:     client,
@@ -151,13 +173,72 @@ func New(client redis.Scripter, opts ...Option) *Limiter {
 		ttl:        DefaultTTL,
 		logger:     slog.Default(),
 		local:      pacehttp.NewLocalLimiter(),
+		watch:      true,
+		waiters:    make(map[string]chan struct{}),
 	}
 	for _, o := range opts {
 		if o != nil {
 			o(l)
 		}
 	}
+	if s, ok := client.(subscriber); ok && l.watch {
+		l.origin = rand.Text()
+		l.sub = s.Subscribe(context.Background(), l.prefix+"changes")
+		go l.listen(l.sub.Channel())
+	}
 	return l
+}
+
+type subscriber interface {
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+}
+
+// Close stops listening for other processes' changes. The budgets remain
+// usable.
+func (l *Limiter) Close() error {
+	if l.sub == nil {
+		return nil
+	}
+	return l.sub.Close()
+}
+
+func (l *Limiter) channel() string {
+	if l.sub == nil {
+		return ""
+	}
+	return l.prefix + "changes"
+}
+
+// listen wakes the waiters of each key another process announces.
+func (l *Limiter) listen(ch <-chan *redis.Message) {
+	for m := range ch {
+		key, origin, _ := strings.Cut(m.Payload, " ")
+		if origin == l.origin {
+			continue // our own waiters were woken by the pacer
+		}
+		l.mu.Lock()
+		if c := l.waiters[key]; c != nil {
+			close(c)
+			delete(l.waiters, key)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// changed returns the channel closed at the next change of key announced
+// by another process.
+func (l *Limiter) changed(key string) <-chan struct{} {
+	if l.sub == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.waiters[key]
+	if c == nil {
+		c = make(chan struct{})
+		l.waiters[key] = c
+	}
+	return c
 }
 
 // Budget implements pacehttp.Limiter.
@@ -167,6 +248,7 @@ func (l *Limiter) Budget(key string) pacehttp.Budget {
 
 // budget is one partition's account in Redis, with an in-process twin that
 // receives every limit and cool-down, ready to take over under FailOpen.
+// It is a pacehttp.Watcher.
 type budget struct {
 	l     *Limiter
 	name  string
@@ -174,8 +256,9 @@ type budget struct {
 	local pacehttp.Budget
 }
 
-// run runs the script, unless Redis is resting after a failure. A context
-// that ended on the caller's side is reported as such, not as an outage.
+// run runs the script's operation args[0] with the operation's arguments
+// args[1:], unless Redis is resting after a failure. A context that ended
+// on the caller's side is reported as such, not as an outage.
 func (b *budget) run(ctx context.Context, args ...any) (int64, error) {
 	l := b.l
 	if until := l.down.Load(); until != 0 && time.Now().UnixNano() < until {
@@ -183,6 +266,7 @@ func (b *budget) run(ctx context.Context, args ...any) (int64, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	args = append([]any{args[0], b.l.ttl.Milliseconds(), l.channel(), l.origin}, args[1:]...)
 	n, err := script.Run(cctx, l.client, []string{b.key}, args...).Int64()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -199,10 +283,11 @@ func (b *budget) run(ctx context.Context, args ...any) (int64, error) {
 	return n, nil
 }
 
-func (b *budget) ttl() int64 { return b.l.ttl.Milliseconds() }
+// Changed implements pacehttp.Watcher.
+func (b *budget) Changed() <-chan struct{} { return b.l.changed(b.key) }
 
 func (b *budget) Reserve(ctx context.Context, now time.Time, requests, tokens int) (time.Duration, func(), error) {
-	n, err := b.run(ctx, "reserve", requests, tokens, b.ttl())
+	n, err := b.run(ctx, "reserve", requests, tokens)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, nil, err
@@ -218,7 +303,7 @@ func (b *budget) Reserve(ctx context.Context, now time.Time, requests, tokens in
 	}
 	cancel := func() {
 		// Best effort: a lost give-back only makes the fleet slower.
-		b.run(context.Background(), "cancel", requests, tokens, b.ttl())
+		b.run(context.Background(), "cancel", requests, tokens)
 	}
 	return wait, cancel, nil
 }
@@ -229,13 +314,13 @@ func (b *budget) CoolDown(ctx context.Context, now, until time.Time) error {
 	if d <= 0 {
 		return nil
 	}
-	_, err := b.run(ctx, "cooldown", strconv.FormatFloat(d.Seconds(), 'g', -1, 64), b.ttl())
+	_, err := b.run(ctx, "cooldown", strconv.FormatFloat(d.Seconds(), 'g', -1, 64))
 	return b.failed(err)
 }
 
 func (b *budget) SetLimits(ctx context.Context, now time.Time, lim pacehttp.Limits) error {
 	b.local.SetLimits(ctx, now, lim)
-	args := []any{"limits", b.ttl()}
+	args := []any{"limits"}
 	for _, bl := range []pacehttp.BucketLimits{lim.Requests, lim.Tokens} {
 		rate := bl.Rate
 		switch {

@@ -24,8 +24,8 @@ func unknown() pacehttp.BucketLimits { return pacehttp.BucketLimits{Remaining: -
 func TestBudgetShared(t *testing.T) {
 	srv := startRedis(t)
 	ctx := context.Background()
-	a := New(srv.client(t)).Budget("api.test#0123")
-	b := New(srv.client(t)).Budget("api.test#0123")
+	a := newLimiter(t, srv).Budget("api.test#0123")
+	b := newLimiter(t, srv).Budget("api.test#0123")
 	now := time.Now()
 
 	// Unknown limits: nothing waits.
@@ -67,18 +67,30 @@ func TestBudgetShared(t *testing.T) {
 		t.Errorf("after b set 1/s with nothing left: wait %v, want about 1s", w)
 	}
 
-	// A cool-down by a holds b too.
-	c := New(srv.client(t)).Budget("other#4567")
-	d := New(srv.client(t)).Budget("other#4567")
+	// A cool-down by c holds d too, and wakes d's waiters, not c's.
+	c := newLimiter(t, srv).Budget("other#4567")
+	d := newLimiter(t, srv).Budget("other#4567")
+	time.Sleep(50 * time.Millisecond) // let the subscriptions start
+	cChanged, dChanged := c.(pacehttp.Watcher).Changed(), d.(pacehttp.Watcher).Changed()
 	if err := c.CoolDown(ctx, now, now.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if w, _, _ := d.Reserve(ctx, now, 1, 0); w < 1900*time.Millisecond || w > 2100*time.Millisecond {
 		t.Errorf("behind a 2s gate: wait %v, want about 2s", w)
 	}
+	select {
+	case <-dChanged:
+	case <-time.After(time.Second):
+		t.Error("a cool-down elsewhere did not wake the waiters")
+	}
+	select {
+	case <-cChanged:
+		t.Error("a cool-down of its own woke the waiters through Redis")
+	default:
+	}
 
 	// Tokens: a second bucket, drawn by cost.
-	e := New(srv.client(t)).Budget("tokens#89ab")
+	e := newLimiter(t, srv).Budget("tokens#89ab")
 	e.SetLimits(ctx, now, pacehttp.Limits{Requests: unknown(), Tokens: pacehttp.BucketLimits{Rate: 1000, Burst: 1000, Remaining: -1}})
 	if w, _, _ := e.Reserve(ctx, now, 1, 1000); w > 10*time.Millisecond {
 		t.Errorf("a full token bucket: wait %v", w)
@@ -94,11 +106,17 @@ func TestBudgetShared(t *testing.T) {
 	}
 }
 
+func newLimiter(t *testing.T, srv *redisServer, opts ...Option) *Limiter {
+	l := New(srv.client(t), opts...)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 func TestKeysHoldNoCredential(t *testing.T) {
 	srv := startRedis(t)
 	api := pacetest.NewAPI(pacetest.Config{Rate: 100, Dialect: pacetest.OpenAI})
 	defer api.Close()
-	rt := pacehttp.New(nil, pacehttp.WithLimiter(New(srv.client(t), WithPrefix("test:"))),
+	rt := pacehttp.New(nil, pacehttp.WithLimiter(newLimiter(t, srv, WithPrefix("test:"))),
 		pacehttp.WithPartitionSecret([]byte("s")))
 	req, _ := http.NewRequest("GET", api.URL()+"/v1/x?key=sk-query-secret", nil)
 	req.Header.Set("Authorization", "Bearer sk-header-secret")
@@ -129,7 +147,7 @@ func TestRedisDies(t *testing.T) {
 			api := pacetest.NewAPI(pacetest.Config{Rate: 50, Burst: 5, Dialect: pacetest.OpenAI})
 			defer api.Close()
 			var logs bytes.Buffer
-			lim := New(srv.client(t), WithFailMode(mode), WithTimeout(50*time.Millisecond),
+			lim := newLimiter(t, srv, WithFailMode(mode), WithTimeout(50*time.Millisecond),
 				WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			client := &http.Client{Transport: pacehttp.New(nil, pacehttp.WithLimiter(lim))}
 			get := func() (time.Duration, error) {
@@ -177,7 +195,7 @@ func TestRedisDies(t *testing.T) {
 // end within the timeout.
 func TestRedisHangs(t *testing.T) {
 	srv := startRedis(t)
-	lim := New(srv.client(t), WithFailMode(FailClosed), WithTimeout(50*time.Millisecond),
+	lim := newLimiter(t, srv, WithFailMode(FailClosed), WithTimeout(50*time.Millisecond),
 		WithLogger(slog.New(slog.DiscardHandler)))
 	bud := lim.Budget("hang#00")
 	ctx := context.Background()

@@ -16,20 +16,24 @@ import "github.com/redis/go-redis/v9"
 // already queued behind it, which are released a quarter request interval
 // apart so that a fleet does not return in one instant.
 //
-// ARGV[1] is the operation:
+// ARGV[1] is the operation, ARGV[2] the ttl (milliseconds), refreshed on
+// every change and stretched to cover a gate, ARGV[3] the channel on which
+// to announce a change of limits or a new cool-down ("" for none) and
+// ARGV[4] the caller's origin, announced with the key as "key origin".
+// Then:
 //
-//	reserve  requests tokens ttl       -> wait in microseconds
-//	cancel   requests tokens ttl       -> 0
-//	cooldown seconds ttl               -> 0
-//	limits   ttl then, for r and t: rate burst remaining (rate 0: keep,
-//	         -1: no limit; burst 0: keep; remaining -1: unknown; a bucket
-//	         above remaining+1 is lowered to it) -> 0
-//
-// ttl (milliseconds) is refreshed on every change, and stretched to cover
-// a gate.
+//	reserve  requests tokens       -> wait in microseconds
+//	cancel   requests tokens       -> 0
+//	cooldown seconds               -> 0
+//	limits   for r then t: rate burst remaining (rate 0: keep, -1: no
+//	         limit; burst 0: keep; remaining -1: unknown; a bucket above
+//	         remaining+1 is lowered to it) -> 0
 var script = redis.NewScript(`
 local key = KEYS[1]
 local op = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local channel = ARGV[3]
+local changed = false
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local h = {}
@@ -71,6 +75,7 @@ end
 
 local function limits(p, x, rate, burst, remaining)
   local old = num(p .. 'rate')
+  local oldBurst = math.max(num(p .. 'burst'), 1)
   if rate ~= 0 or burst > 0 then
     local newRate = old
     if rate > 0 then newRate = rate elseif rate < 0 then newRate = 0 end
@@ -82,6 +87,7 @@ local function limits(p, x, rate, burst, remaining)
       if old > 0 then k = math.min(level(p, x), newBurst) end
       put(p .. 'empty', x - k / newRate)
     end
+    if newRate ~= old or (newRate > 0 and newBurst ~= oldBurst) then changed = true end
     put(p .. 'rate', newRate)
     put(p .. 'burst', newBurst)
   end
@@ -93,11 +99,10 @@ local function limits(p, x, rate, burst, remaining)
 end
 
 local result = 0
-local ttl
 local gate = num('gate')
 if op == 'reserve' then
   local x = math.max(now, gate)
-  local ready = math.max(take('r', tonumber(ARGV[2]), x), take('t', tonumber(ARGV[3]), x))
+  local ready = math.max(take('r', tonumber(ARGV[5]), x), take('t', tonumber(ARGV[6]), x))
   if gate > now then
     local spacing = 0.001
     if num('rrate') > 0 then spacing = 0.25 / num('rrate') end
@@ -105,26 +110,23 @@ if op == 'reserve' then
     put('spread', num('spread') + 1)
   end
   result = math.ceil((ready - now) * 1e6)
-  ttl = tonumber(ARGV[4])
 elseif op == 'cancel' then
-  give('r', tonumber(ARGV[2]))
-  give('t', tonumber(ARGV[3]))
-  ttl = tonumber(ARGV[4])
+  give('r', tonumber(ARGV[5]))
+  give('t', tonumber(ARGV[6]))
 elseif op == 'cooldown' then
-  local untl = now + tonumber(ARGV[2])
+  local untl = now + tonumber(ARGV[5])
   if untl > gate then
     if gate <= now then put('spread', 0) end
     drain('r', now)
     drain('t', now)
     put('gate', untl)
     gate = untl
+    changed = true
   end
-  ttl = tonumber(ARGV[3])
 elseif op == 'limits' then
   local x = math.max(now, gate)
-  limits('r', x, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-  limits('t', x, tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
-  ttl = tonumber(ARGV[2])
+  limits('r', x, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+  limits('t', x, tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
 else
   return redis.error_reply('redislimit: unknown operation ' .. op)
 end
@@ -138,5 +140,8 @@ if #dirty > 0 then
 end
 if gate > now then ttl = ttl + math.ceil((gate - now) * 1000) end
 redis.call('PEXPIRE', key, ttl)
+if changed and channel ~= '' then
+  redis.call('PUBLISH', channel, key .. ' ' .. ARGV[4])
+end
 return result
 `)
