@@ -181,38 +181,26 @@ func runFleet(t *testing.T, procs int, srv *redisServer, cfg pacetest.Config, st
 }
 
 // TestFleet runs four processes sharing one key through one Redis against
-// an API that allows 40 requests a second: together they must keep to it,
-// with next to no 429s.
+// an API that allows 40 requests a second, the rate they state: together
+// they must keep to it, with next to no 429s. (Without Redis, four such
+// processes meet about 0.3 429s per request; learning the rate from
+// headers instead is measured by TestFleetMeasure.)
 func TestFleet(t *testing.T) {
 	srv := startRedis(t)
 	const rate, burst = 40, 10
 	dur := 3 * time.Second
-	res := runFleet(t, 4, srv, pacetest.Config{Rate: rate, Burst: burst, Dialect: pacetest.OpenAI}, "", dur)
+	res := runFleet(t, 4, srv, pacetest.Config{Rate: rate, Burst: burst}, "40/10", dur)
 	t.Log(res, "refused per second:", res.refusedTimeline)
-	// What the server accepted bounds what the fleet sent in time; what
-	// matters is that the fleet did not need the server to refuse it.
 	if max := burst + rate*(dur.Seconds()+0.5); float64(res.accepted) > max {
 		t.Errorf("accepted %d, more than the limit allows (%v)", res.accepted, max)
 	}
-	// Until the first answers state the rate, the budget is unlimited: the
-	// cold start may meet up to one 429 per concurrent caller beyond the
-	// burst (16 - 10), as a single process does. After it, next to none.
-	// Without Redis, four processes meet about 0.3 429s per request.
-	procs, workers := 4, 4
-	if max := procs*workers - burst + 1; res.refused > max {
-		t.Errorf("%d 429s, want at most %d", res.refused, max)
+	// Pacing exactly at the server's rate, a request may now and then
+	// reach it a hair early.
+	if res.refused > 1 {
+		t.Errorf("%d 429s, want at most 1", res.refused)
 	}
-	var later int
-	for i, n := range res.refusedTimeline {
-		if i >= 2 { // whole seconds after the first since the start
-			later += n
-		}
-	}
-	if later > 1 {
-		t.Errorf("%d 429s after the first second, want at most 1", later)
-	}
-	if res.done < rate*int(dur.Seconds())/3 {
-		t.Errorf("only %d requests done: the fleet is far slower than the limit", res.done)
+	if min := rate * dur.Seconds() * 0.6; float64(res.done) < min {
+		t.Errorf("only %d requests done, want at least %v: the fleet is far slower than the limit", res.done, min)
 	}
 }
 
