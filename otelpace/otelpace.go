@@ -105,15 +105,14 @@ func (ins *instruments) record(e pacehttp.Event) {
 	case pacehttp.EventAttempt:
 		ins.attempts.Add(ctx, 1, metric.WithAttributes(hostAttr))
 	case pacehttp.EventRetry:
-		ins.retries.Add(ctx, 1, metric.WithAttributes(hostAttr, KeyReason.String(e.Reason), KeyStatus.Int(e.StatusCode)))
+		ins.retries.Add(ctx, 1, metric.WithAttributes(outcome(hostAttr, e)...))
 		ins.backoff.Record(ctx, e.Wait.Seconds(), metric.WithAttributes(hostAttr))
 	case pacehttp.EventGiveUp:
-		ins.giveUps.Add(ctx, 1, metric.WithAttributes(hostAttr, KeyReason.String(e.Reason), KeyStatus.Int(e.StatusCode)))
+		ins.giveUps.Add(ctx, 1, metric.WithAttributes(outcome(hostAttr, e)...))
 	case pacehttp.EventPaced:
 		ins.paceWait.Record(ctx, e.Wait.Seconds(), metric.WithAttributes(hostAttr))
 	case pacehttp.EventCoolDown:
-		ins.coolDowns.Add(ctx, 1, metric.WithAttributes(hostAttr, KeyPartition.String(e.Partition),
-			KeyReason.String(e.Reason), KeyStatus.Int(e.StatusCode)))
+		ins.coolDowns.Add(ctx, 1, metric.WithAttributes(append(outcome(hostAttr, e), KeyPartition.String(e.Partition))...))
 	case pacehttp.EventRateChange:
 		ins.rate.Record(ctx, e.Rate, metric.WithAttributes(hostAttr, KeyPartition.String(e.Partition)))
 	}
@@ -139,4 +138,14 @@ func (ins *instruments) record(e pacehttp.Event) {
 		attrs = append(attrs, KeyRate.Float64(e.Rate))
 	}
 	span.AddEvent("pacehttp."+e.Kind.String(), trace.WithAttributes(attrs...))
+}
+
+// outcome returns the attributes of an attempt's outcome: host, reason,
+// and status when there was a response.
+func outcome(host attribute.KeyValue, e pacehttp.Event) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{host, KeyReason.String(e.Reason)}
+	if e.StatusCode != 0 {
+		attrs = append(attrs, KeyStatus.Int(e.StatusCode))
+	}
+	return attrs
 }
