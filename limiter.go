@@ -50,6 +50,15 @@ type Budget interface {
 	SetLimits(ctx context.Context, now time.Time, l Limits) error
 }
 
+// A Watcher is a Budget that others change too, such as one kept in a store
+// shared by a fleet of processes. Changed returns a channel that is closed
+// at the next change made elsewhere (a cool-down, new limits); the pacer's
+// waiters then give their reservations back and reserve again, as they do
+// after a change made in their own process.
+type Watcher interface {
+	Changed() <-chan struct{}
+}
+
 // Limits describe a Budget's buckets: each refills at Rate units per second
 // up to Burst. A zero field leaves the setting unchanged.
 type Limits struct {

@@ -64,6 +64,20 @@ func (e *WaitError) Is(target error) bool {
 	return target == ErrWaitTooLong
 }
 
+// limiterError is a Limiter's failure to reserve (a shared store out of
+// reach, say). The retry layer does not repeat it: a Limiter that fails
+// rather than fall back has decided that the request must not be sent.
+type limiterError struct {
+	partition string
+	err       error
+}
+
+func (e *limiterError) Error() string {
+	return fmt.Sprintf("pacehttp: reserve in partition %s: %v", e.partition, e.err)
+}
+
+func (e *limiterError) Unwrap() error { return e.err }
+
 // paceConfig holds the settings of the pacing layer.
 type paceConfig struct {
 	rate, tokenRate   float64 // 0: unknown, learn it
@@ -74,6 +88,7 @@ type paceConfig struct {
 	costFunc          func(*http.Request) int
 	expiry            time.Duration
 	limiter           Limiter
+	secret            []byte // nil: a random per-process secret
 }
 
 func defaultPaceConfig() paceConfig {
@@ -96,7 +111,7 @@ func (c *config) paceMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		once.Do(func() { ps = newPartitions(c.pace.expiry) })
+		once.Do(func() { ps = newPartitions(c.pace.expiry, c.pace.secret) })
 		lim := c.pace.limiter
 		if lim == nil {
 			lim = localLimiter{}
@@ -188,17 +203,22 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	// slips out past a gate that closed after it reserved nor keeps a slot
 	// computed at an outdated rate.
 	start := now
+	watcher, _ := part.budget.(Watcher)
 	for {
 		changed := part.changed.Load()
+		var remote <-chan struct{} // nil: never ready
+		if watcher != nil {
+			remote = watcher.Changed()
+		}
 		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
 		if err != nil {
 			release()
-			return nil, p.fail(req, fmt.Errorf("pacehttp: reserve in partition %s: %w", part.name, err))
+			return nil, p.fail(req, &limiterError{partition: part.name, err: err})
 		}
 		if wait <= 0 {
 			break
 		}
-		again, err := p.sleep(ctx, part.name, now, wait, part.firmPart(now, wait), *changed)
+		again, err := p.sleep(ctx, part.name, now, wait, part.firmPart(now, wait), *changed, remote)
 		if err != nil || again {
 			if cancel != nil {
 				cancel()
@@ -262,9 +282,9 @@ func (part *partition) endWarmUp() {
 }
 
 // sleep waits d, or fails at once if firm, the part of d that is certain,
-// cannot be waited in full. It returns early with again set when changed is
-// closed.
-func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d, firm time.Duration, changed <-chan struct{}) (again bool, err error) {
+// cannot be waited in full. It returns early with again set when changed or
+// remote is closed.
+func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d, firm time.Duration, changed, remote <-chan struct{}) (again bool, err error) {
 	if mw := p.cfg.maxWait; mw > 0 && firm > mw {
 		return false, &WaitError{Wait: firm, Limit: mw, Partition: name}
 	}
@@ -283,6 +303,8 @@ func (p *pacer) sleep(ctx context.Context, name string, now time.Time, d, firm t
 	case <-t.C:
 		return again, nil
 	case <-changed:
+		return true, nil
+	case <-remote:
 		return true, nil
 	case <-ctx.Done():
 		return false, ctx.Err()

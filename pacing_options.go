@@ -77,3 +77,13 @@ func WithPartitionExpiry(d time.Duration) Option {
 func WithLimiter(l Limiter) Option {
 	return func(c *config) { c.pace.limiter = l }
 }
+
+// WithPartitionSecret sets the secret under which partition names are
+// hashed (an HMAC of the credential). By default each process draws a
+// random one, so names differ between processes; processes that share a
+// Limiter (see WithLimiter) must share a secret too, or they will not find
+// each other's budgets. Keep it as secret as the credentials it hides: with
+// it, a guessed credential can be checked against a stored name.
+func WithPartitionSecret(secret []byte) Option {
+	return func(c *config) { c.pace.secret = append([]byte(nil), secret...) }
+}

@@ -61,9 +61,15 @@ type partitions struct {
 	lastSweep int64
 }
 
-func newPartitions(idle time.Duration) *partitions {
+// newPartitions returns an empty set of partitions whose names are hashed
+// under secret, or under a random secret when secret is empty.
+func newPartitions(idle time.Duration, secret []byte) *partitions {
 	ps := &partitions{m: make(map[uint64]*partition), seed: maphash.MakeSeed(), idle: idle}
-	rand.Read(ps.secret[:])
+	if len(secret) > 0 {
+		ps.secret = sha256.Sum256(secret)
+	} else {
+		rand.Read(ps.secret[:])
+	}
 	return ps
 }
 

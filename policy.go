@@ -76,7 +76,8 @@ const maxErrorBodyPeek = 64 << 10
 //     context ended, a bad URL scheme, too many redirects, an invalid header
 //     or a TLS certificate error (go-retryablehttp's judgement). A refused
 //     or failed dial is marked Unprocessed. The pacer's refusal to wait
-//     past the deadline or the max wait (*WaitError) is final.
+//     past the deadline or the max wait (*WaitError) is final, and so is a
+//     Limiter's refusal to reserve (see WithLimiter).
 //   - An X-Should-Retry: true or false response header decides.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
@@ -167,6 +168,10 @@ func classifyError(req *http.Request, err error) Decision {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		// A per-attempt timeout (the request's own context is still live).
 		return Decision{Retry: true, Reason: "attempt timeout"}
+	}
+	if _, ok := errors.AsType[*limiterError](err); ok {
+		// Not the server's doing: the pacer's Limiter refused.
+		return Decision{Reason: "limiter error"}
 	}
 	// go-retryablehttp recognises the errors that cannot heal, but only
 	// inside the *url.Error that http.Client adds and a transport does not.

@@ -1,0 +1,49 @@
+package pacehttp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
+)
+
+// failingLimiter refuses every reservation, as a shared store that is out
+// of reach does when it fails closed.
+type failingLimiter struct{ err error }
+
+func (l failingLimiter) Budget(string) Budget { return failingBudget(l) }
+
+type failingBudget failingLimiter
+
+func (b failingBudget) Reserve(context.Context, time.Time, int, int) (time.Duration, func(), error) {
+	return 0, nil, b.err
+}
+func (failingBudget) CoolDown(context.Context, time.Time, time.Time) error { return nil }
+func (failingBudget) SetLimits(context.Context, time.Time, Limits) error   { return nil }
+
+func TestLimiterErrorIsFinal(t *testing.T) {
+	api := pacetest.NewAPI(pacetest.Config{})
+	defer api.Close()
+	errDown := errors.New("store down")
+	var attempts atomic.Int32
+	rt := New(api.Transport(), WithLimiter(failingLimiter{errDown}), WithHook(func(e Event) {
+		if e.Kind == EventAttempt {
+			attempts.Add(1)
+		}
+	}))
+	req, _ := http.NewRequest("GET", api.URL(), nil)
+	_, err := rt.RoundTrip(req)
+	if !errors.Is(err, errDown) {
+		t.Fatalf("err = %v, want one wrapping the Limiter's", err)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1: a Limiter's refusal is not retried", n)
+	}
+	if n := api.Stats().Requests; n != 0 {
+		t.Errorf("the API saw %d requests, want 0", n)
+	}
+}
