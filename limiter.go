@@ -206,8 +206,32 @@ func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) erro
 	return nil
 }
 
+// changes reports whether bl differs enough from l that the waiters'
+// reservations must be made again. Small moves, such as the few percent by
+// which a rate read from headers wanders from one answer to the next, are
+// applied to the bucket in place: voiding the queue on each would send every
+// waiter to its back again, answer after answer, and starve them all.
 func changes(l *rate.Limiter, bl BucketLimits) bool {
-	return l != nil && ((bl.Rate > 0 && rate.Limit(bl.Rate) != l.Limit()) || (bl.Burst > 0 && bl.Burst != l.Burst()))
+	if l == nil {
+		return false
+	}
+	if bl.Rate > 0 && !near(bl.Rate, float64(l.Limit()), materialChange) {
+		return true
+	}
+	return bl.Burst > 0 && !near(float64(bl.Burst), float64(l.Burst()), materialChange)
+}
+
+// materialChange is the relative change of a rate or burst that voids the
+// waiters' reservations; a smaller one is applied in place.
+const materialChange = 0.1
+
+// near reports whether a and b differ by less than the fraction frac of the
+// larger. Infinities are near only each other.
+func near(a, b, frac float64) bool {
+	if math.IsInf(a, 1) || math.IsInf(b, 1) {
+		return a == b
+	}
+	return math.Abs(a-b) < frac*max(a, b)
 }
 
 // setBucket applies bl to lim and returns the bucket to use from now on: a

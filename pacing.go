@@ -361,7 +361,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	}
 	r, changed := part.est.tick(now)
 	b := part.est.burst
-	changed = changed && part.material(r)
+	changed = changed && material(&part.lastSet, r)
 	part.mu.Unlock()
 	if changed {
 		p.setRate(part, req, now, r, b)
@@ -419,7 +419,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 		l.Requests = bucket(reqQ)
 		part.mu.Lock()
 		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
-		if !part.material(l.Requests.Rate) {
+		if !material(&part.lastSet, l.Requests.Rate) {
 			l.Requests.Rate = 0 // keep the rate, and the waiters' places
 		}
 		part.limited.Store(!math.IsInf(part.est.rate, 1))
@@ -432,6 +432,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 		if l.Tokens.Rate > 0 {
 			part.tokens.Store(true)
 		}
+		part.mu.Lock()
+		if !material(&part.lastTokSet, l.Tokens.Rate) {
+			l.Tokens.Rate = 0 // keep the rate, and the waiters' places
+		}
+		part.mu.Unlock()
 	} else {
 		l.Tokens.Remaining = -1
 	}
@@ -451,8 +456,8 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 // Limit may hold nearly one more, so one answer only bounds the rate,
 // between (Limit-Remaining-1)/Reset and (Limit-Remaining)/Reset. The pacer
 // intersects the bounds of successive answers, which close in on the true
-// rate, and uses the middle. The bucket's sync to Remaining absorbs what
-// error is left.
+// rate, and uses the upper one where Reset is exact. The bucket's sync to
+// Remaining absorbs what error is left.
 func (part *partition) headerRate(now time.Time, q *quota) float64 {
 	r := q.refillRate()
 	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
@@ -492,7 +497,12 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 	if gran > 0 || math.IsInf(b.hi, 1) {
 		return b.lo // a loose upper bound: stay on the safe side
 	}
-	return (b.lo + b.hi) / 2
+	// The upper bound, which is (Limit-Remaining)/Reset as the server
+	// states it: the lower one is far off while the pacer keeps the bucket
+	// nearly full (one unit short gives 0), and would hold the pacer at a
+	// fraction of the rate for good. A rate a little high is caught by the
+	// sync to Remaining, which holds the pacer at the server's count.
+	return b.hi
 }
 
 // rateBounds is the interval a refilling bucket's rate must lie in, given
@@ -542,17 +552,14 @@ func headroom(b int) int {
 	return b - max(1, b/10)
 }
 
-// material reports whether moving the partition's rate to r is worth
-// voiding the waiters' reservations, and if so records r as set.
+// material reports whether moving a rate last set to *last to r is worth
+// voiding the waiters' reservations, and if so records r in *last.
 // part.mu must be held.
-func (part *partition) material(r float64) bool {
-	if r <= 0 {
+func material(last *float64, r float64) bool {
+	if r <= 0 || (*last > 0 && near(r, *last, materialChange)) {
 		return false
 	}
-	if last := part.lastSet; last > 0 && math.Abs(r-last) < 0.05*last {
-		return false
-	}
-	part.lastSet = r
+	*last = r
 	return true
 }
 

@@ -42,11 +42,12 @@ type partition struct {
 	// changes, to wake the waiters so that they reserve again.
 	changed atomic.Pointer[chan struct{}]
 
-	mu      sync.Mutex
-	est     estimator
-	lastSet float64       // the request rate last given to the budget
-	gate    time.Time     // the latest end of a cool-down given to the budget
-	hdr     [2]rateBounds // the refill rate headers imply: requests, tokens
+	mu         sync.Mutex
+	est        estimator
+	lastSet    float64       // the request rate last given to the budget
+	lastTokSet float64       // the token rate last given to the budget
+	gate       time.Time     // the latest end of a cool-down given to the budget
+	hdr        [2]rateBounds // the refill rate headers imply: requests, tokens
 }
 
 // partitions maps a fast keyed hash of the raw key to its partition. The
