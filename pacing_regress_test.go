@@ -1,0 +1,144 @@
+package pacehttp
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
+)
+
+// chainBatch sends n requests from workers goroutines through the full
+// chain, each with the deadline, and returns the elapsed time and how many
+// did not end in a 200. body, if not nil, gives request i's JSON body (sent
+// as a POST).
+func chainBatch(t *testing.T, rt http.RoundTripper, n, workers int, deadline time.Duration, body func(i int) []byte) (time.Duration, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	jobs := make(chan int, n)
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	var failed atomic.Int32
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://api.test/v1/x", nil)
+				if body != nil {
+					req, _ = http.NewRequestWithContext(ctx, "POST", "http://api.test/v1/messages", bytes.NewReader(body(i)))
+				}
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), int(failed.Load())
+}
+
+// Header rates wander by a few percent from one answer to the next. Each
+// wander used to void every waiter's reservation and send them all to the
+// back of a fresh queue, so that almost none got out.
+func TestPaceTokenBudgetFromHeadersKeepsUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, tokenRate = 400, 8000
+		api := pacetest.NewAPI(pacetest.Config{Rate: 200, Burst: 20, TokenRate: tokenRate, TokenBurst: tokenRate,
+			Latency: 10 * time.Millisecond, Dialect: pacetest.OpenAI})
+		rng := rand.New(rand.NewPCG(1, 2))
+		costs := make([]int, n)
+		total := 0
+		for i := range costs {
+			costs[i] = 20 + rng.IntN(161)
+			total += costs[i]
+		}
+		body := func(i int) []byte {
+			return []byte(`{"prompt":"` + strings.Repeat("x", costs[i]*4-13) + `"}`)
+		}
+		bound := time.Duration(float64(total-tokenRate) / tokenRate * float64(time.Second))
+		elapsed, failed := chainBatch(t, New(api.Transport()), n, 64, 3*bound, body)
+		if failed != 0 || api.Stats().Refused != 0 {
+			t.Errorf("%d failed, %d refused; want none", failed, api.Stats().Refused)
+		}
+		if elapsed > bound*125/100 {
+			t.Errorf("took %v, want within 25%% of the token bound %v", elapsed, bound)
+		}
+	})
+}
+
+// A rate the pacer is still learning is provisional: a long wait computed
+// from it must not fail a request whose deadline it could still meet.
+// Before, 64 callers queued at a probe's low starting rate failed at once.
+func TestPaceLearningDoesNotFailRequestsEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 200, Burst: 20, Latency: 10 * time.Millisecond})
+		var throttles atomic.Int32
+		rt := New(api.Transport(), WithHook(func(e Event) {
+			if e.Kind == EventCoolDown {
+				throttles.Add(1)
+			}
+		}))
+		_, failed := chainBatch(t, rt, 320, 64, 4500*time.Millisecond, nil)
+		if failed != 0 {
+			t.Errorf("%d of 320 failed; want none: the batch fits the deadline", failed)
+		}
+	})
+}
+
+// The first throttle's burst counts every accepted request sent before the
+// 429 came back. Counting only those sent before the refused one came out
+// low (refusals are answered faster than successes), the rate estimate came
+// out above the server's, and every estimate cost another cool-down.
+func TestPaceEstimateStaysUnderServerRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate = 200
+		api := pacetest.NewAPI(pacetest.Config{Rate: rate, Burst: 20, Latency: 10 * time.Millisecond})
+		var mu sync.Mutex
+		var last float64
+		rt := New(api.Transport(), WithHook(func(e Event) {
+			if e.Kind == EventRateChange {
+				mu.Lock()
+				last = e.Rate
+				mu.Unlock()
+			}
+		}))
+		chainBatch(t, rt, 1000, 64, time.Minute, nil)
+		if last > rate || last < rate*0.6 {
+			t.Errorf("learned rate %.1f, want between 60%% and 100%% of the server's %d", last, rate)
+		}
+		// A cold start and one calibration; each later throttle means the
+		// estimate overshot.
+		if tl := api.Stats().RefusedTimeline; countNonZero(tl) > 2 {
+			t.Errorf("429s in %d distinct seconds (%v), want at most 2", countNonZero(tl), tl)
+		}
+	})
+}
+
+func countNonZero(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		if x != 0 {
+			n++
+		}
+	}
+	return n
+}
