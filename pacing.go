@@ -166,8 +166,11 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	part := p.parts.get(host, cred, now, func(name string) *partition { return p.newPartition(name, now) })
 	defer part.active.Add(-1)
 
+	// The clock is read again only if the request may have waited.
+	mayWait := part.sem != nil
 	first := false
 	if !part.warm.Load() {
+		mayWait = true
 		var err error
 		if first, err = p.warmUp(ctx, part); err != nil {
 			return nil, p.fail(req, err)
@@ -197,7 +200,9 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			tokens = defaultCost(req)
 		}
 	}
-	now = p.now()
+	if mayWait {
+		now = p.now()
+	}
 	// A waiter whose partition changes under it (a cool-down, a new rate)
 	// gives its reservation back and reserves again, so that it neither
 	// slips out past a gate that closed after it reserved nor keeps a slot
@@ -317,9 +322,20 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	if err != nil || resp == nil {
 		return
 	}
-	now := p.now()
 	h := resp.Header
-	if hasRateLimitHeaders(h) {
+	headers := hasRateLimitHeaders(h)
+	code := resp.StatusCode
+	throttled := code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == 529
+	if !headers && !throttled && !part.limited.Load() {
+		// The common case, a success from a partition with no limit
+		// known: the estimator needs only the count, not the time.
+		part.mu.Lock()
+		part.est.accept(sent)
+		part.mu.Unlock()
+		return
+	}
+	now := p.now()
+	if headers {
 		if qs, _ := parseQuotas(h, now); len(qs) > 0 {
 			p.applyQuotas(part, req, now, qs)
 		}

@@ -78,6 +78,7 @@ const maxErrorBodyPeek = 64 << 10
 //     or failed dial is marked Unprocessed. The pacer's refusal to wait
 //     past the deadline or the max wait (*WaitError) is final, and so is a
 //     Limiter's refusal to reserve (see WithLimiter).
+//   - A response below 400 is final.
 //   - An X-Should-Retry: true or false response header decides.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
@@ -91,6 +92,9 @@ const maxErrorBodyPeek = 64 << 10
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decision {
 	if err != nil {
 		return classifyError(req, err)
+	}
+	if resp.StatusCode < 400 {
+		return Decision{} // a success is final, whatever its headers say
 	}
 	hint, hinted := responseHint(resp)
 	if !hinted && resp.StatusCode == http.StatusTooManyRequests {
@@ -130,12 +134,9 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 	return Decision{}
 }
 
-// responseHint returns the server's hint from the headers of a non-2xx
+// responseHint returns the server's hint from the headers of an error
 // response. Malformed headers are ignored, as if absent.
 func responseHint(resp *http.Response) (Hint, bool) {
-	if resp.StatusCode < 400 {
-		return Hint{}, false
-	}
 	hint, ok, _ := retryHint(resp.Header, time.Now())
 	return hint, ok
 }
