@@ -360,9 +360,15 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 		if changed {
 			p.setRate(part, req, now, r, b)
 		}
-		if reopen.After(now) && part.extendGate(reopen) {
+		if !reopen.After(now) {
+			return
+		}
+		if extended, closed := part.extendGate(now, reopen); extended {
 			part.budget.CoolDown(req.Context(), now, reopen)
 			part.signal()
+			if !closed {
+				return
+			}
 			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
 				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
 		}
@@ -458,9 +464,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	}
 	part.budget.SetLimits(req.Context(), now, l)
 	signal := l.Requests.Rate > 0 || l.Tokens.Rate > 0
-	if hold > 0 && part.extendGate(now.Add(hold)) {
-		part.budget.CoolDown(req.Context(), now, now.Add(hold))
-		signal = true
+	if hold > 0 {
+		if extended, _ := part.extendGate(now, now.Add(hold)); extended {
+			part.budget.CoolDown(req.Context(), now, now.Add(hold))
+			signal = true
+		}
 	}
 	if signal {
 		part.signal()
@@ -546,14 +554,19 @@ func (part *partition) firmPart(now time.Time, wait time.Duration) time.Duration
 // extendGate records that the partition's gate closes until until, and
 // reports whether that is later than it was: only then is the budget told,
 // and the waiters woken.
-func (part *partition) extendGate(until time.Time) bool {
+//
+// closed reports whether the gate was open at now: a burst of 429s answered
+// together extends one cool-down by a few milliseconds each, and hooks hear
+// of the cool-down once, not once per 429.
+func (part *partition) extendGate(now, until time.Time) (extended, closed bool) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
 	if !until.After(part.gate) {
-		return false
+		return false, false
 	}
+	closed = !part.gate.After(now)
 	part.gate = until
-	return true
+	return true, closed
 }
 
 // headroom returns the burst the pacer allows itself for a server burst

@@ -142,3 +142,36 @@ func countNonZero(xs []int) int {
 	}
 	return n
 }
+
+// A burst of 429s answered together closes one cool-down; hooks hear of it
+// once, not once per 429.
+func TestPaceOneCoolDownEventPerGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 10, Burst: 5})
+		var coolDowns atomic.Int32
+		rt := Pace(WithHook(func(e Event) {
+			if e.Kind == EventCoolDown {
+				coolDowns.Add(1)
+			}
+		}))(api.Transport())
+		// Under synctest the burst's answers would all be read at one
+		// instant; a clock that ticks on each reading spreads them as
+		// real answers are, a little apart.
+		var ticks atomic.Int64
+		rt.(*pacer).now = func() time.Time { return time.Now().Add(time.Duration(ticks.Add(1)) * 100 * time.Microsecond) }
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() { send(t, rt, context.Background()) })
+		}
+		wg.Wait()
+		if refused := api.Stats().Refused; refused < 2 {
+			t.Fatalf("%d 429s; the test needs a burst of them", refused)
+		}
+		// Each second with 429s is at most one gate (Retry-After is 1s);
+		// its 429s arrive together.
+		st := api.Stats()
+		if n, seconds := int(coolDowns.Load()), countNonZero(st.RefusedTimeline); n > seconds {
+			t.Errorf("%d cool-down events for %d 429s in %d seconds, want at most one a second", n, st.Refused, seconds)
+		}
+	})
+}
