@@ -143,11 +143,15 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 	part.est = newEstimator(now, pc.floor, pc.rate, pc.burst)
 	part.limited.Store(!math.IsInf(part.est.rate, 1))
 	var l Limits
+	// lastSet and lastTokSet record the stated rates, so that a header
+	// restating them is not taken for a change that wakes every waiter.
 	if pc.rate > 0 {
 		l.Requests = BucketLimits{Rate: part.est.rate, Burst: headroom(pc.burst), Remaining: -1}
+		part.lastSet = part.est.rate
 	}
 	if pc.tokenRate > 0 {
-		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: max(pc.tokenBurst, 1), Remaining: -1}
+		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: headroom(pc.tokenBurst), Remaining: -1}
+		part.lastTokSet = pc.tokenRate
 		part.tokens.Store(true)
 	}
 	if pc.rate > 0 || pc.tokenRate > 0 {

@@ -175,3 +175,39 @@ func TestPaceOneCoolDownEventPerGate(t *testing.T) {
 		}
 	})
 }
+
+// Headers that restate the rate the caller gave used to be taken for a
+// change: every waiter was woken to reserve again, and the debt the
+// re-reservations piled up held the whole partition for ~150ms.
+func TestPaceStatedRateWithHeadersKeepsPace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  pacetest.Config
+		opts []Option
+	}{
+		{"requests", pacetest.Config{Rate: 200, Burst: 20}, []Option{WithRate(200, 20)}},
+		{"tokens", pacetest.Config{Rate: 200, Burst: 20, TokenRate: 8000, TokenBurst: 8000},
+			[]Option{WithRate(200, 20), WithTokenRate(8000, 8000)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const n = 320
+				cfg := tc.cfg
+				cfg.Latency, cfg.Dialect = 10*time.Millisecond, pacetest.OpenAI
+				api := pacetest.NewAPI(cfg)
+				body := func(int) []byte { return []byte(`{"prompt":"` + strings.Repeat("x", 387) + `"}`) } // 100 tokens
+				bound := time.Duration(float64(n-20) / 200 * float64(time.Second))
+				if cfg.TokenRate > 0 {
+					bound = time.Duration(float64(n*100-8000) / 8000 * float64(time.Second))
+				}
+				elapsed, failed := chainBatch(t, New(api.Transport(), tc.opts...), n, 64, 3*bound, body)
+				if failed != 0 || api.Stats().Refused != 0 {
+					t.Errorf("%d failed, %d refused; want none", failed, api.Stats().Refused)
+				}
+				if elapsed > bound*105/100 {
+					t.Errorf("took %v, want within 5%% of the bound %v", elapsed, bound)
+				}
+			})
+		})
+	}
+}
