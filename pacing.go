@@ -373,6 +373,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 			if !closed {
 				return
 			}
+			part.cutShare(now)
 			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
 				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
 		}
@@ -429,10 +430,14 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	}
 	var l Limits
 	var hold time.Duration
+	share := part.shareAt(now)
 	bucket := func(q *quota) BucketLimits {
-		bl := BucketLimits{Rate: part.headerRate(now, q), Remaining: q.Remaining}
+		bl := BucketLimits{Rate: part.headerRate(now, q) * share, Remaining: q.Remaining}
 		if q.Limit > 0 {
-			bl.Burst = headroom(int(min(q.Limit, math.MaxInt32)))
+			bl.Burst = headroom(int(max(float64(min(q.Limit, math.MaxInt32))*share, 1)))
+		}
+		if q.Remaining > 0 {
+			bl.Remaining = int64(float64(q.Remaining) * share)
 		}
 		if !q.Refill || bl.Rate <= 0 {
 			// A refilling bucket synced to Remaining holds requests
@@ -444,6 +449,9 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	if reqQ != nil {
 		l.Requests = bucket(reqQ)
 		part.mu.Lock()
+		if part.est.headers.IsZero() || now.Sub(part.est.headers) >= headerTrust {
+			part.headersSince = now
+		}
 		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
 		if !material(&part.lastSet, l.Requests.Rate) {
 			l.Requests.Rate = 0 // keep the rate, and the waiters' places
@@ -538,6 +546,61 @@ func (part *partition) headerRate(now time.Time, q *quota) float64 {
 type rateBounds struct {
 	lo, hi float64
 	at     time.Time
+}
+
+// Share: the part of a header-stated limit this partition takes.
+//
+// Headers state the limit of the key, and every client that uses the key
+// reads the same numbers. Clients that do not share a pacer (other
+// processes, other Transports) would each send at the full rate; the 429s
+// they meet despite the headers are the sign. Each new cool-down while
+// headers are trusted halves the partition's share of the stated rate,
+// burst and remaining count (never below a sixteenth), once the headers
+// have been trusted for a second; every second without one gives back a
+// twentieth of the full rate. The clients' shares then settle near their
+// fair part, as TCP's do. A single client sees no 429 once it paces by the
+// headers, so its share stays whole.
+const (
+	minShare     = 1.0 / 16
+	shareRecover = 0.05 // of the full rate, per second without a cool-down
+	shareGrace   = time.Second
+)
+
+// shareAt returns the partition's share at now, recovering it for the
+// time since its last change.
+func (part *partition) shareAt(now time.Time) float64 {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.share == 0 {
+		part.share = 1
+	}
+	if part.share < 1 {
+		if steps := now.Sub(part.shareChanged).Seconds(); steps >= 1 {
+			part.share = min(1, part.share+shareRecover*math.Floor(steps))
+			part.shareChanged = now
+		}
+	}
+	return part.share
+}
+
+// cutShare halves the share after a cool-down met while headers are
+// trusted: the limit they state is shared with other clients.
+func (part *partition) cutShare(now time.Time) {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.est.headers.IsZero() || now.Sub(part.est.headers) >= headerTrust {
+		return
+	}
+	if now.Sub(part.headersSince) < shareGrace {
+		// Answers that were in flight when the first headers arrived
+		// can meet a 429 even when this client is alone on the key.
+		return
+	}
+	if part.share == 0 {
+		part.share = 1
+	}
+	part.share = max(part.share/2, minShare)
+	part.shareChanged = now
 }
 
 // firmPart returns the part of a budget wait that is certain: all of it

@@ -211,3 +211,39 @@ func TestPaceStatedRateWithHeadersKeepsPace(t *testing.T) {
 		})
 	}
 }
+
+// Clients that do not share a pacer but share a key read the key's full
+// limit in the headers. Without a share of it each sent at the full rate,
+// met a 429 after every cool-down, and the key saw several times its limit.
+func TestPaceIndependentClientsShareHeaderLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, clients, rate = 2000, 4, 200
+		api := pacetest.NewAPI(pacetest.Config{Rate: rate, Burst: 20, Latency: 10 * time.Millisecond, Dialect: pacetest.OpenAI})
+		rts := make([]http.RoundTripper, clients)
+		for i := range rts {
+			rts[i] = New(api.Transport())
+		}
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for w := range 32 {
+			rt := rts[w%clients]
+			wg.Go(func() {
+				for next.Add(1) <= n {
+					if code, err := send(t, rt, context.Background()); err != nil || code != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		st := api.Stats()
+		t.Logf("%d refused for %d accepted, timeline %v", st.Refused, st.Accepted, st.Timeline)
+		if failed.Load() != 0 {
+			t.Errorf("%d failed, want none", failed.Load())
+		}
+		if perReq := float64(st.Refused) / n; perReq > 0.05 {
+			t.Errorf("%.3f 429s per request, want at most 0.05", perReq)
+		}
+	})
+}

@@ -48,6 +48,10 @@ type partition struct {
 	lastTokSet float64       // the token rate last given to the budget
 	gate       time.Time     // the latest end of a cool-down given to the budget
 	hdr        [2]rateBounds // the refill rate headers imply: requests, tokens
+
+	share        float64   // part of a header-stated limit taken; 0 means 1
+	shareChanged time.Time // when share last changed
+	headersSince time.Time // when headers were first trusted, this time
 }
 
 // partitions maps a fast keyed hash of the raw key to its partition. The
