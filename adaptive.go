@@ -18,6 +18,11 @@ const (
 	// error (a few requests over a second or so of measurement).
 	rateMargin = 0.95
 
+	// provenMargin replaces rateMargin once an estimate has held for
+	// proveAfter without a throttle.
+	provenMargin = 0.98
+	proveAfter   = 5 * time.Second
+
 	// raiseAfter and raiseStep probe back up after a quiet spell, so that
 	// a server whose limit rose is found again: 5% more every 30s without
 	// a throttle.
@@ -83,6 +88,7 @@ type estimator struct {
 
 	headers time.Time // when headers last stated the limits
 	stated  bool      // the caller stated the rate (WithRate)
+	settled bool      // tick made a small, lasting change: apply it
 }
 
 func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
@@ -271,9 +277,17 @@ func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
 		e.lastChange = now
 		return e.rate, true
 	}
+	if e.limit > 0 && e.rate < e.limit*provenMargin && now.Sub(e.lastChange) >= proveAfter {
+		// The estimate has held: close most of the margin.
+		e.rate = e.limit * provenMargin
+		e.lastChange = now
+		e.settled = true
+		return e.rate, true
+	}
 	if now.Sub(e.lastChange) >= raiseAfter {
 		e.rate *= raiseStep
 		e.lastChange = now
+		e.settled = true
 		return e.rate, true
 	}
 	return e.rate, false

@@ -388,7 +388,13 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	}
 	r, changed := part.est.tick(now)
 	b := part.est.burst
-	changed = changed && material(&part.lastSet, r)
+	if changed && part.est.settled {
+		// A small step, but one that stays: apply it.
+		part.est.settled = false
+		part.lastSet = r
+	} else {
+		changed = changed && material(&part.lastSet, r)
+	}
 	part.mu.Unlock()
 	if changed {
 		p.setRate(part, req, now, r, b)

@@ -24,36 +24,24 @@ func chainBatch(t *testing.T, rt http.RoundTripper, n, workers int, deadline tim
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	jobs := make(chan int, n)
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
 	var failed atomic.Int32
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range jobs {
-				req, _ := http.NewRequestWithContext(ctx, "GET", "http://api.test/v1/x", nil)
-				if body != nil {
-					req, _ = http.NewRequestWithContext(ctx, "POST", "http://api.test/v1/messages", bytes.NewReader(body(i)))
-				}
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start), int(failed.Load())
+	elapsed := fanOut(n, workers, func(i int) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://api.test/v1/x", nil)
+		if body != nil {
+			req, _ = http.NewRequestWithContext(ctx, "POST", "http://api.test/v1/messages", bytes.NewReader(body(i)))
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			failed.Add(1)
+		}
+	})
+	return elapsed, int(failed.Load())
 }
 
 // Header rates wander by a few percent from one answer to the next. Each
@@ -246,4 +234,24 @@ func TestPaceIndependentClientsShareHeaderLimit(t *testing.T) {
 			t.Errorf("%.3f 429s per request, want at most 0.05", perReq)
 		}
 	})
+}
+
+// An estimate that has held for a while earns a narrower margin, and that
+// small step is applied, as is the slow raise after a long quiet spell.
+func TestEstimatorSettles(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	e := newEstimator(t0, 1, 0, 0)
+	e.limit, e.burst, e.rate = 200, 20, 200*rateMargin
+	if _, changed := e.tick(t0.Add(proveAfter - time.Millisecond)); changed {
+		t.Fatalf("changed before %v", proveAfter)
+	}
+	r, changed := e.tick(t0.Add(proveAfter))
+	if !changed || !e.settled || r != 200*provenMargin {
+		t.Errorf("after %v: rate %v, changed %v, settled %v; want %v, true, true", proveAfter, r, changed, e.settled, 200*provenMargin)
+	}
+	e.settled = false
+	r, changed = e.tick(t0.Add(proveAfter + raiseAfter))
+	if want := 200 * provenMargin * raiseStep; !changed || !e.settled || r != want {
+		t.Errorf("after a quiet %v: rate %v, changed %v, settled %v; want %v, true, true", raiseAfter, r, changed, e.settled, want)
+	}
 }

@@ -32,38 +32,47 @@ func send(t *testing.T, rt http.RoundTripper, ctx context.Context, header ...str
 	return resp.StatusCode, nil
 }
 
-// batch sends n requests from workers goroutines; a 429 is sent again at
-// once (the pacer decides when it leaves). It returns the elapsed time and
-// the 429s met.
-func batch(t *testing.T, rt http.RoundTripper, n, workers int) (time.Duration, int) {
-	t.Helper()
+// fanOut calls do for 0..n-1 from workers goroutines and returns the time
+// they took together.
+func fanOut(n, workers int, do func(i int)) time.Duration {
 	jobs := make(chan int, n)
 	for i := range n {
 		jobs <- i
 	}
 	close(jobs)
-	var refused atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for range jobs {
-				for {
-					code, err := send(t, rt, context.Background())
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if code != http.StatusTooManyRequests {
-						break
-					}
-					refused.Add(1)
-				}
+			for i := range jobs {
+				do(i)
 			}
 		})
 	}
 	wg.Wait()
-	return time.Since(start), int(refused.Load())
+	return time.Since(start)
+}
+
+// batch sends n requests from workers goroutines; a 429 is sent again at
+// once (the pacer decides when it leaves). It returns the elapsed time and
+// the 429s met.
+func batch(t *testing.T, rt http.RoundTripper, n, workers int) (time.Duration, int) {
+	t.Helper()
+	var refused atomic.Int64
+	elapsed := fanOut(n, workers, func(int) {
+		for {
+			code, err := send(t, rt, context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if code != http.StatusTooManyRequests {
+				return
+			}
+			refused.Add(1)
+		}
+	})
+	return elapsed, int(refused.Load())
 }
 
 func TestPaceConfiguredRate(t *testing.T) {
