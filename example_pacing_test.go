@@ -171,3 +171,22 @@ func ExampleNewLocalLimiter() {
 	// 500ms
 	// 5s
 }
+
+// Processes that share a Limiter must name partitions alike: with the same
+// secret, the same credential gets the same hashed partition name in each.
+func ExampleWithPartitionSecret() {
+	api := pacetest.NewAPI(pacetest.Config{})
+	defer api.Close()
+	secret := []byte("from your secret store")
+	names := make([]string, 2)
+	for i := range names {
+		// A burst of one: the second request waits, and its EventPaced
+		// names the partition.
+		rt := pacehttp.Pace(pacehttp.WithPartitionSecret(secret), pacehttp.WithRate(100, 1),
+			pacehttp.WithHook(func(e pacehttp.Event) { names[i] = e.Partition }))(api.Transport())
+		get(rt, context.Background(), "Authorization", "Bearer sk-live-123")
+		get(rt, context.Background(), "Authorization", "Bearer sk-live-123")
+	}
+	fmt.Println(names[0] == names[1], names[0] != "")
+	// Output: true true
+}
