@@ -37,6 +37,7 @@ type RetryError struct {
 	Cause    error
 }
 
+// Error names the attempt, the cause if any, and the transport error.
 func (e *RetryError) Error() string {
 	if e.Cause == nil {
 		return fmt.Sprintf("pacehttp: attempt %d: %v", e.Attempts, e.Err)

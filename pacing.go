@@ -48,6 +48,7 @@ type WaitError struct {
 	Partition string        // the hashed partition name
 }
 
+// Error says how long the wait would have been and what bounded it.
 func (e *WaitError) Error() string {
 	bound := "max wait"
 	if e.Deadline {

@@ -61,10 +61,12 @@ type UnavailableError struct {
 	Err       error  // the Redis error, or a note that Redis is left alone
 }
 
+// Error names the partition whose budget Redis could not serve, and why.
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("redislimit: redis unavailable for partition %s: %v", e.Partition, e.Err)
 }
 
+// Unwrap returns the underlying Redis or network error.
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // errResting is the cause of an UnavailableError returned without trying
@@ -344,6 +346,7 @@ func (b *budget) failed(err error) error {
 	return &UnavailableError{Partition: b.name, Err: err}
 }
 
+// String returns the mode's name, "open" or "closed".
 func (m FailMode) String() string {
 	if m == FailClosed {
 		return "closed"
