@@ -374,7 +374,11 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 			if !closed {
 				return
 			}
-			part.cutShare(now)
+			if p.cfg.pace.limiter == nil {
+				// A Limiter of the caller's (Redis, say) already
+				// holds one budget for all its clients.
+				part.cutShare(now)
+			}
 			p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", resp.StatusCode),
 				Wait: hint.Wait, StatusCode: resp.StatusCode, Partition: part.name})
 		}
@@ -566,7 +570,8 @@ type rateBounds struct {
 // have been trusted for a second; every second without one gives back a
 // twentieth of the full rate. The clients' shares then settle near their
 // fair part, as TCP's do. A single client sees no 429 once it paces by the
-// headers, so its share stays whole.
+// headers, so its share stays whole. With WithLimiter the budget is the
+// Limiter's, shared by design, and the share stays whole too.
 const (
 	minShare     = 1.0 / 16
 	shareRecover = 0.05 // of the full rate, per second without a cool-down
