@@ -291,3 +291,31 @@ func TestHostileDrippingErrorBody(t *testing.T) {
 		}
 	})
 }
+
+func TestHostileDrippingErrorBodyPeek(t *testing.T) {
+	// A 429 with a JSON body and no header hint is read, a little, for a
+	// Google RetryInfo. A body that drips must not hold the request there
+	// beyond maxErrorBodyWait either.
+	synctest.Test(t, func(t *testing.T) {
+		drip := pacetest.Step{
+			Status:   http.StatusTooManyRequests,
+			Header:   http.Header{"Content-Type": {"application/json"}},
+			Stream:   []string{`{"error":`, `{"code":429}}`},
+			Interval: time.Hour,
+		}
+		sc := pacetest.NewScripted(drip, pacetest.OK("done"))
+		defer sc.Close()
+		// The retry layer alone: a 429 with no hint would also teach a
+		// pacer, whose learning is not what this test times.
+		rt := Chain(sc.Transport(), Retry(WithBackoff(time.Millisecond, time.Millisecond)))
+		start := time.Now()
+		resp, err := rt.RoundTrip(faultRequest(t, context.Background(), http.MethodGet, "http://api.test/", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if elapsed, hits := time.Since(start), len(sc.Requests()); resp.StatusCode != 200 || hits != 2 || elapsed > time.Second+100*time.Millisecond {
+			t.Errorf("got %d after %d hits and %v; want 200 after 2 hits within about 1s", resp.StatusCode, hits, elapsed)
+		}
+	})
+}

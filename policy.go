@@ -70,6 +70,9 @@ const StatusOverloaded = 529
 // hint carried there instead of in a header.
 const maxErrorBodyPeek = 64 << 10
 
+// maxErrorBodyWait bounds how long that read may take.
+const maxErrorBodyWait = time.Second
+
 // DefaultClassifier is the retry policy of New. In order:
 //
 //   - A transport error is retried unless it cannot heal: the request's
@@ -148,7 +151,13 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 		!strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		return Hint{}, false, false
 	}
+	// A body that drips must not hold the request: past maxErrorBodyWait
+	// it is closed where it stands, and what was read is all it says.
+	stop := time.AfterFunc(maxErrorBodyWait, func() { resp.Body.Close() })
 	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyPeek))
+	if !stop.Stop() {
+		return Hint{}, false, false // cut short: the body was closed
+	}
 	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(peek), resp.Body), closer: resp.Body}
 	if err != nil || len(peek) == maxErrorBodyPeek {
 		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
