@@ -152,12 +152,8 @@ func TestFaultConnectionRefused(t *testing.T) {
 	// A refused dial is unprocessed: even a POST is retried.
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
-			var attempts atomic.Int32
-			rt, _ := newFaultTransport(t, WithHook(func(e Event) {
-				if e.Kind == EventAttempt {
-					attempts.Add(1)
-				}
-			}))
+			count, attempts := eventCounter(EventAttempt)
+			rt, _ := newFaultTransport(t, count)
 			resp, err := rt.RoundTrip(faultRequest(t, t.Context(), method, "http://"+addr+"/", "payload"))
 			if resp != nil {
 				t.Fatalf("got a response: %v", resp.Status)

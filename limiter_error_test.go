@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,12 +28,8 @@ func TestLimiterErrorIsFinal(t *testing.T) {
 	api := pacetest.NewAPI(pacetest.Config{})
 	defer api.Close()
 	errDown := errors.New("store down")
-	var attempts atomic.Int32
-	rt := New(api.Transport(), WithLimiter(failingLimiter{errDown}), WithHook(func(e Event) {
-		if e.Kind == EventAttempt {
-			attempts.Add(1)
-		}
-	}))
+	count, attempts := eventCounter(EventAttempt)
+	rt := New(api.Transport(), WithLimiter(failingLimiter{errDown}), count)
 	req, _ := http.NewRequest("GET", api.URL(), nil)
 	_, err := rt.RoundTrip(req)
 	if !errors.Is(err, errDown) {

@@ -2,10 +2,6 @@ package pacehttp
 
 import (
 	"flag"
-	"io"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,32 +40,9 @@ func BenchmarkPaceBatch(b *testing.B) {
 				cfg.Rate, cfg.Burst = *batchRate, burst
 				api := pacetest.NewAPI(cfg)
 				rt := New(api.Transport(), append([]Option{WithMaxAttempts(20)}, tc.opts...)...)
-				jobs := make(chan int, n)
-				for j := range n {
-					jobs <- j
-				}
-				close(jobs)
-				start := time.Now()
-				var wg sync.WaitGroup
-				for range workers {
-					wg.Go(func() {
-						for range jobs {
-							req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
-							resp, err := rt.RoundTrip(req)
-							if err != nil {
-								atomic.AddInt64(&failed, 1)
-								continue
-							}
-							io.Copy(io.Discard, resp.Body)
-							resp.Body.Close()
-							if resp.StatusCode != http.StatusOK {
-								atomic.AddInt64(&failed, 1)
-							}
-						}
-					})
-				}
-				wg.Wait()
-				elapsed += time.Since(start)
+				e, f := chainBatch(b, rt, n, workers, time.Hour, nil)
+				elapsed += e
+				failed += int64(f)
 				refused += int64(api.Stats().Refused)
 				api.Close()
 			}

@@ -20,7 +20,7 @@ import (
 // chain, each with the deadline, and returns the elapsed time and how many
 // did not end in a 200. body, if not nil, gives request i's JSON body (sent
 // as a POST).
-func chainBatch(t *testing.T, rt http.RoundTripper, n, workers int, deadline time.Duration, body func(i int) []byte) (time.Duration, int) {
+func chainBatch(t testing.TB, rt http.RoundTripper, n, workers int, deadline time.Duration, body func(i int) []byte) (time.Duration, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -79,13 +79,7 @@ func TestPaceTokenBudgetFromHeadersKeepsUp(t *testing.T) {
 func TestPaceLearningDoesNotFailRequestsEarly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := pacetest.NewAPI(pacetest.Config{Rate: 200, Burst: 20, Latency: 10 * time.Millisecond})
-		var throttles atomic.Int32
-		rt := New(api.Transport(), WithHook(func(e Event) {
-			if e.Kind == EventCoolDown {
-				throttles.Add(1)
-			}
-		}))
-		_, failed := chainBatch(t, rt, 320, 64, 4500*time.Millisecond, nil)
+		_, failed := chainBatch(t, New(api.Transport()), 320, 64, 4500*time.Millisecond, nil)
 		if failed != 0 {
 			t.Errorf("%d of 320 failed; want none: the batch fits the deadline", failed)
 		}
@@ -136,12 +130,8 @@ func countNonZero(xs []int) int {
 func TestPaceOneCoolDownEventPerGate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := pacetest.NewAPI(pacetest.Config{Rate: 10, Burst: 5})
-		var coolDowns atomic.Int32
-		rt := Pace(WithHook(func(e Event) {
-			if e.Kind == EventCoolDown {
-				coolDowns.Add(1)
-			}
-		}))(api.Transport())
+		count, coolDowns := eventCounter(EventCoolDown)
+		rt := Pace(count)(api.Transport())
 		// Under synctest the burst's answers would all be read at one
 		// instant; a clock that ticks on each reading spreads them as
 		// real answers are, a little apart.

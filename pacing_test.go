@@ -139,12 +139,8 @@ func TestPaceHeaderDialects(t *testing.T) {
 func TestPaceCoolDownHoldsBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := pacetest.NewAPI(pacetest.Config{Rate: 1, Burst: 1})
-		var coolDowns atomic.Int32
-		rt := Pace(WithHook(func(e Event) {
-			if e.Kind == EventCoolDown {
-				coolDowns.Add(1)
-			}
-		}))(api.Transport())
+		count, coolDowns := eventCounter(EventCoolDown)
+		rt := Pace(count)(api.Transport())
 		ctx := context.Background()
 		if code, _ := send(t, rt, ctx); code != 200 {
 			t.Fatalf("first status %d", code)
