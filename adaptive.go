@@ -141,7 +141,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		// was counted already.
 		return e.rate, e.burst, false
 	}
-	if !e.headers.IsZero() && now.Sub(e.headers) < headerTrust {
+	if e.trusted(now) {
 		e.restart(reopen)
 		return e.rate, e.burst, false
 	}
@@ -161,7 +161,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		if t > minMeasure.Seconds() {
 			base = max(base, a/t)
 		}
-		e.startProbe(max(base, e.floor), reopen)
+		e.startProbe(max(base, e.floor))
 	case t < minMeasure.Seconds() || a <= e.burst:
 		// Far too fast to measure anything: halve and probe again.
 		if e.limit > 0 {
@@ -169,7 +169,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 			e.rate = e.limit * rateMargin
 			e.probing = false
 		} else {
-			e.startProbe(max(min(e.rate, e.probeBase)/2, e.floor), reopen)
+			e.startProbe(max(min(e.rate, e.probeBase)/2, e.floor))
 		}
 	default:
 		l := max((a-e.burst)/t, bestRate(e.sends, sent, e.burst))
@@ -194,7 +194,7 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 	return e.rate, e.burst, e.rate != prev || e.burst != prevBurst
 }
 
-func (e *estimator) startProbe(base float64, at time.Time) {
+func (e *estimator) startProbe(base float64) {
 	e.probing = true
 	e.probeBase = base
 	e.rate = base
@@ -251,7 +251,7 @@ func (e *estimator) refine(now time.Time) bool {
 // tick advances the probe or the slow raise. It returns the new rate and
 // whether it changed; it changes it at most every 1/40 of a doubling.
 func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
-	if math.IsInf(e.rate, 1) || (!e.headers.IsZero() && now.Sub(e.headers) < headerTrust) {
+	if math.IsInf(e.rate, 1) || e.trusted(now) {
 		return e.rate, false
 	}
 	if e.refine(now) {
@@ -286,11 +286,20 @@ func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
 	}
 	if now.Sub(e.lastChange) >= raiseAfter {
 		e.rate *= raiseStep
+		// The limit learned rises with it, so that the next throttle
+		// measures from the raised rate, not from the old estimate.
+		e.limit = max(e.limit, e.rate/provenMargin)
 		e.lastChange = now
 		e.settled = true
 		return e.rate, true
 	}
 	return e.rate, false
+}
+
+// trusted reports whether headers stated the limits recently enough that
+// they, not the estimator, set the rate.
+func (e *estimator) trusted(now time.Time) bool {
+	return !e.headers.IsZero() && now.Sub(e.headers) < headerTrust
 }
 
 // fromHeaders records that headers stated the limits; the estimator then

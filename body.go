@@ -14,13 +14,15 @@ import (
 //   - no body, or http.NoBody: every attempt is the caller's request;
 //   - GetBody set: the first attempt sends the caller's body as is, later
 //     ones a body from GetBody (no copy is made);
+//   - with a negative limit (a single attempt allowed, so nothing to
+//     replay) the body is sent once, unread;
 //   - otherwise the body is read into memory, up to a limit, and every
 //     attempt reads from that buffer;
 //   - a body over the limit is streamed once and not replayed: what was
 //     read while probing its size is sent first, then the rest.
 //
 // The caller's body is closed exactly once: by the transport that sends it
-// (cases 1, 2 and 4), or by replay after buffering it (case 3).
+// (cases 1, 2, 3 and 5), or by replay after buffering it (case 4).
 type replay struct {
 	orig    *http.Request
 	first   *http.Request                 // request for attempt 1
@@ -37,6 +39,8 @@ func newReplay(req *http.Request, limit int64) (replay, error) {
 		r.static = true
 	case req.GetBody != nil:
 		r.getBody = req.GetBody
+	case limit < 0:
+		// No retry to buffer for: the body goes once, unread by us.
 	default:
 		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 		if err != nil {

@@ -16,8 +16,9 @@ var (
 	// ErrWaitPastDeadline: the next attempt could not start before the
 	// request context's deadline.
 	ErrWaitPastDeadline = errors.New("wait exceeds context deadline")
-	// ErrBodyNotReplayable: the request body has no GetBody and is larger
-	// than the buffering limit, so it could be sent only once.
+	// ErrBodyNotReplayable: the request body could be sent only once: it
+	// has no GetBody and is larger than the buffering limit (or buffering
+	// is off), or its GetBody failed.
 	ErrBodyNotReplayable = errors.New("request body not replayable")
 	// ErrNotIdempotent: the request's method is not idempotent, it has no
 	// Idempotency-Key, and the server may have processed it.
@@ -27,10 +28,12 @@ var (
 	ErrRetryBudgetExhausted = errors.New("retry budget exhausted")
 )
 
-// A RetryError is returned when the last attempt of a request ended in a
-// transport error. Err is that error; Cause says why no further attempt was
-// made (one of the Err... sentinels above, or nil when the error was not
-// retryable at all). errors.Is and errors.As see both.
+// A RetryError is every error the retry layer returns: the last attempt's
+// transport error, the error of a classifier that stopped on a response
+// (Decision.Err), the context's error when it ended during a wait, or a
+// failed GetBody. Err is that error; Cause says why no further attempt was
+// made (one of the Err... sentinels above), or is nil when the error was
+// final by itself. errors.Is and errors.As see both.
 type RetryError struct {
 	Attempts int
 	Err      error

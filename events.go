@@ -57,8 +57,9 @@ type Event struct {
 	// "wait exceeds max wait". It never contains credentials.
 	Reason string
 
-	// Wait is how long the request will wait (EventRetry, EventCoolDown) or
-	// waited (EventPaced).
+	// Wait is how long the request will wait (EventRetry, EventCoolDown),
+	// waited (EventPaced), or would have had to wait when that was the
+	// reason to give up (EventGiveUp).
 	Wait time.Duration
 
 	// StatusCode is the status of the attempt's response, 0 if none.

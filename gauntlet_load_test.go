@@ -37,8 +37,8 @@ type loadCaller struct {
 //     (no fake time passes) while the rest still finish;
 //   - how closely completion order follows arrival order.
 //
-// Until the pacer lands the limit is the server's: callers wait in the retry
-// layer, as each 429's Retry-After says.
+// The limit is the server's, unknown to the client: the full chain has to
+// find it.
 func TestLoadTenThousandCallers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 callers")
@@ -154,11 +154,10 @@ func TestLoadTenThousandCallers(t *testing.T) {
 		concordant, pairs := orderAgreement(callers, served)
 		displacement := meanDisplacement(callers, served)
 		t.Logf("fairness: %.1f%% of pairs finish in arrival order; mean rank displacement %.1f%% of the callers", 100*concordant, 100*displacement)
-		// Retries alone promise no order: tokens go to whoever asks first
-		// after they refill. FIFO is the pacer's job; until it lands this
-		// only guards against an order worse than random.
-		if concordant < 0.5 || pairs == 0 {
-			t.Errorf("completion order agrees with arrival order for %.1f%% of pairs, want at least half", 100*concordant)
+		// The pacer's budget serves reservations in the order they are
+		// made; the rest of the disorder is goroutine scheduling.
+		if concordant < 0.8 || pairs == 0 {
+			t.Errorf("completion order agrees with arrival order for %.1f%% of pairs, want at least 80%%", 100*concordant)
 		}
 	})
 }

@@ -110,7 +110,7 @@ func retryHint(h http.Header, now time.Time) (hint Hint, ok bool, err error) {
 		return Hint{Wait: d, Source: "retry-after"}, true, r.err()
 	}
 	for _, q := range r.quotas() {
-		if q.Remaining != 0 || q.Reset < 0 {
+		if !q.exhausted() {
 			continue
 		}
 		if w := q.nextUnit(); !ok || w > hint.Wait {
@@ -140,12 +140,16 @@ type quota struct {
 	Source    string        // header family: "anthropic", "openai", "ietf", "ratelimit" or "github"
 }
 
+// exhausted reports a quota at 0 whose reset is known: one worth waiting
+// for.
+func (q quota) exhausted() bool { return q.Remaining == 0 && q.Reset >= 0 }
+
 // nextUnit returns how long until one more unit of q is available: 0 unless
 // q is known to be exhausted (Remaining 0) with a known Reset; for a
 // refilling bucket the time one unit takes to drip back, rounded up; else
 // Reset, when the whole quota returns.
 func (q quota) nextUnit() time.Duration {
-	if q.Remaining != 0 || q.Reset < 0 {
+	if !q.exhausted() {
 		return 0
 	}
 	if n := time.Duration(q.Limit - q.Remaining); q.Refill && n > 0 {

@@ -9,8 +9,8 @@ import (
 // checkHint fails t unless hint, ok and err keep retryHint's contract.
 func checkHint(t *testing.T, hint Hint, ok bool, err error) {
 	t.Helper()
-	if hint.Wait < 0 || hint.Wait > maxHintWait {
-		t.Errorf("Wait = %v, want within [0, maxHintWait]", hint.Wait)
+	if hint.Wait < 0 { // maxHintWait is the largest Duration: above it is impossible
+		t.Errorf("Wait = %v, want it not negative", hint.Wait)
 	}
 	if ok != (hint.Source != "") {
 		t.Errorf("ok = %t with Source %q", ok, hint.Source)

@@ -2,8 +2,6 @@ package pacehttp
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -65,7 +63,7 @@ func checkRetryClassifier(check retryablehttp.CheckRetry) Classifier {
 		def := DefaultClassifier(req, resp, err)
 		cerr := err
 		if err != nil {
-			cerr = &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+			cerr = clientURLError(req, err)
 		}
 		retry, stop := check(req.Context(), resp, cerr)
 		if !retry {
@@ -73,13 +71,4 @@ func checkRetryClassifier(check retryablehttp.CheckRetry) Classifier {
 		}
 		return Decision{Retry: true, Unprocessed: def.Unprocessed, Reason: "check retry", Hint: def.Hint}
 	}
-}
-
-// urlErrorOp is the Op http.Client gives the *url.Error it returns: the
-// method, with the first letter only in upper case ("Get", "Post").
-func urlErrorOp(method string) string {
-	if method == "" {
-		return "Get"
-	}
-	return method[:1] + strings.ToLower(method[1:])
 }

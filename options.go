@@ -26,7 +26,8 @@ const (
 // An Option configures New, NewClient, Retry or Pace.
 type Option func(*config)
 
-// config holds every layer's settings; each layer reads only its own.
+// config holds the settings of every layer; the pacer also reads the shared
+// ones, maxWait and hook.
 type config struct {
 	maxAttempts     int
 	maxWait         time.Duration

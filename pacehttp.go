@@ -11,9 +11,10 @@
 //
 //	Retry -> Pace -> base
 //
-// Retry decides whether and when an attempt is repeated (policy.go); Pace
-// decides when each attempt, first or retry, may leave (pacing.go). Each
-// layer is also a Middleware of its own, usable alone or composed with Chain.
+// Retry decides whether and when an attempt is repeated (retry.go, with the
+// rules in policy.go); Pace decides when each attempt, first or retry, may
+// leave (pacing.go). Each layer is also a Middleware of its own, usable
+// alone or composed with Chain.
 package pacehttp
 
 import "net/http"

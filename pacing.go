@@ -136,7 +136,7 @@ type pacer struct {
 
 func (p *pacer) newPartition(name string, now time.Time) *partition {
 	pc := &p.cfg.pace
-	part := &partition{name: name, budget: p.limiter.Budget(name), warmed: make(chan struct{})}
+	part := &partition{name: name, budget: p.limiter.Budget(name), warmed: make(chan struct{}), share: 1}
 	part.changed.Store(new(make(chan struct{})))
 	if pc.concurrency > 0 {
 		part.sem = newSemaphore(pc.concurrency)
@@ -156,11 +156,23 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 		part.tokens.Store(true)
 	}
 	if pc.rate > 0 || pc.tokenRate > 0 {
-		part.budget.SetLimits(context.Background(), now, l)
-		part.warm.Store(true) // the caller stated the limits
-		part.warmOnce.Do(func() { close(part.warmed) })
+		// The budget hears of them in setUp, outside the partitions'
+		// lock: a shared Limiter may need a round trip to its store.
+		part.stated = l
+		part.endWarmUp() // the caller stated the limits
 	}
+	part.watcher, _ = part.budget.(Watcher)
 	return part
+}
+
+// setUp gives the budget the limits the caller stated, once, before any
+// request of the partition reserves.
+func (p *pacer) setUp(part *partition, now time.Time) {
+	part.setUp.Do(func() {
+		if part.stated != (Limits{}) {
+			part.budget.SetLimits(context.Background(), now, part.stated)
+		}
+	})
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -170,6 +182,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	host, cred := partitionKey(req, p.cfg.pace.keyFunc)
 	part := p.parts.get(host, cred, now, func(name string) *partition { return p.newPartition(name, now) })
 	defer part.active.Add(-1)
+	p.setUp(part, now)
 
 	// The clock is read again only if the request may have waited.
 	mayWait := part.sem != nil
@@ -213,12 +226,11 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	// slips out past a gate that closed after it reserved nor keeps a slot
 	// computed at an outdated rate.
 	start := now
-	watcher, _ := part.budget.(Watcher)
 	for {
 		changed := part.changed.Load()
 		var remote <-chan struct{} // nil: never ready
-		if watcher != nil {
-			remote = watcher.Changed()
+		if part.watcher != nil {
+			remote = part.watcher.Changed()
 		}
 		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
 		if err != nil {
@@ -250,7 +262,10 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := p.next.RoundTrip(req)
 	p.observe(part, req, now, resp, err)
 	if part.sem != nil {
-		if err != nil || resp == nil || resp.Body == nil {
+		// The slot is held until the body is closed, but not for a 101,
+		// whose body is the connection itself: an io.ReadWriter that
+		// net/http hands over, and a wrapper would hide its Write.
+		if err != nil || resp == nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 			release()
 		} else {
 			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}
@@ -330,7 +345,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	h := resp.Header
 	headers := hasRateLimitHeaders(h)
 	code := resp.StatusCode
-	throttled := code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == 529
+	throttled := code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == StatusOverloaded
 	if !headers && !throttled && !part.limited.Load() {
 		// The common case, a success from a partition with no limit
 		// known: the estimator needs only the count, not the time.
@@ -345,8 +360,7 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 			p.applyQuotas(part, req, now, qs)
 		}
 	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, 529:
+	if throttled {
 		hint, ok, _ := retryHint(h, now)
 		if !ok && resp.StatusCode != http.StatusTooManyRequests {
 			return // an outage, not a limit
@@ -363,13 +377,13 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 		part.limited.Store(!math.IsInf(r, 1))
 		part.mu.Unlock()
 		if changed {
-			p.setRate(part, req, now, r, b)
+			p.setRate(part, req, now, r, b, true)
 		}
 		if !reopen.After(now) {
 			return
 		}
 		if extended, closed := part.extendGate(now, reopen); extended {
-			part.budget.CoolDown(req.Context(), now, reopen)
+			part.budget.CoolDown(context.WithoutCancel(req.Context()), now, reopen)
 			part.signal()
 			if !closed {
 				return
@@ -393,25 +407,31 @@ func (p *pacer) observe(part *partition, req *http.Request, sent time.Time, resp
 	}
 	r, changed := part.est.tick(now)
 	b := part.est.burst
-	if changed && part.est.settled {
-		// A small step, but one that stays: apply it.
-		part.est.settled = false
-		part.lastSet = r
+	// A material change re-times the waiters; a small step that lasts (the
+	// estimate proven, the slow raise) is applied in place, waking no one:
+	// a waiter woken without its reservation voided would only pile debt
+	// on the bucket. Other small steps, a probe's, wait to add up.
+	wake := changed && material(&part.lastSet, r)
+	if changed && !wake && part.est.settled {
+		part.lastSet, wake, changed = r, false, true
 	} else {
-		changed = changed && material(&part.lastSet, r)
+		changed = wake
 	}
+	part.est.settled = false
 	part.mu.Unlock()
 	if changed {
-		p.setRate(part, req, now, r, b)
+		p.setRate(part, req, now, r, b, wake)
 	}
 }
 
-func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64) {
-	part.budget.SetLimits(req.Context(), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
-	part.signal()
+func (p *pacer) setRate(part *partition, req *http.Request, now time.Time, r, b float64, wake bool) {
+	part.budget.SetLimits(context.WithoutCancel(req.Context()), now, Limits{Requests: BucketLimits{Rate: r, Burst: headroom(int(b)), Remaining: -1}})
+	if wake {
+		part.signal()
+	}
 	// A probe moves the rate in small steps; hooks hear of a change only
 	// once it amounts to a tenth, so that a log is not flooded.
-	if prev := math.Float64frombits(part.reported.Load()); math.Abs(r-prev) >= prev/10 {
+	if prev := math.Float64frombits(part.reported.Load()); !near(r, prev, materialChange) {
 		part.reported.Store(math.Float64bits(r))
 		p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
 	}
@@ -460,7 +480,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	if reqQ != nil {
 		l.Requests = bucket(reqQ)
 		part.mu.Lock()
-		if part.est.headers.IsZero() || now.Sub(part.est.headers) >= headerTrust {
+		if !part.est.trusted(now) {
 			part.headersSince = now
 		}
 		part.est.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
@@ -485,11 +505,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 	} else {
 		l.Tokens.Remaining = -1
 	}
-	part.budget.SetLimits(req.Context(), now, l)
+	part.budget.SetLimits(context.WithoutCancel(req.Context()), now, l)
 	signal := l.Requests.Rate > 0 || l.Tokens.Rate > 0
 	if hold > 0 {
 		if extended, _ := part.extendGate(now, now.Add(hold)); extended {
-			part.budget.CoolDown(req.Context(), now, now.Add(hold))
+			part.budget.CoolDown(context.WithoutCancel(req.Context()), now, now.Add(hold))
 			signal = true
 		}
 	}
@@ -583,13 +603,11 @@ const (
 func (part *partition) shareAt(now time.Time) float64 {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.share == 0 {
-		part.share = 1
-	}
 	if part.share < 1 {
-		if steps := now.Sub(part.shareChanged).Seconds(); steps >= 1 {
-			part.share = min(1, part.share+shareRecover*math.Floor(steps))
-			part.shareChanged = now
+		if steps := math.Floor(now.Sub(part.shareChanged).Seconds()); steps >= 1 {
+			part.share = min(1, part.share+shareRecover*steps)
+			// Keep the part of a second not yet counted.
+			part.shareChanged = part.shareChanged.Add(time.Duration(steps) * time.Second)
 		}
 	}
 	return part.share
@@ -600,16 +618,13 @@ func (part *partition) shareAt(now time.Time) float64 {
 func (part *partition) cutShare(now time.Time) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.est.headers.IsZero() || now.Sub(part.est.headers) >= headerTrust {
+	if !part.est.trusted(now) {
 		return
 	}
 	if now.Sub(part.headersSince) < shareGrace {
 		// Answers that were in flight when the first headers arrived
 		// can meet a 429 even when this client is alone on the key.
 		return
-	}
-	if part.share == 0 {
-		part.share = 1
 	}
 	part.share = max(part.share/2, minShare)
 	part.shareChanged = now
@@ -624,7 +639,7 @@ func (part *partition) cutShare(now time.Time) {
 func (part *partition) firmPart(now time.Time, wait time.Duration) time.Duration {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.est.stated || (!part.est.headers.IsZero() && now.Sub(part.est.headers) < headerTrust) {
+	if part.est.stated || part.est.trusted(now) {
 		return wait
 	}
 	return min(max(part.gate.Sub(now), 0), wait)

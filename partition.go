@@ -22,6 +22,11 @@ type partition struct {
 	name   string // hashed, safe to log and to hand to a Limiter
 	budget Budget
 	sem    *semaphore // nil without WithConcurrency
+	// watcher is budget as a Watcher, if it is one: others change it too.
+	watcher Watcher
+
+	stated Limits // what the caller stated, given to the budget in setUp
+	setUp  sync.Once
 
 	active   atomic.Int32 // requests inside RoundTrip; raised under partitions.mu
 	lastUsed int64        // unix nanoseconds; guarded by partitions.mu
@@ -49,7 +54,7 @@ type partition struct {
 	gate       time.Time     // the latest end of a cool-down given to the budget
 	hdr        [2]rateBounds // the refill rate headers imply: requests, tokens
 
-	share        float64   // part of a header-stated limit taken; 0 means 1
+	share        float64   // part of a header-stated limit taken, in (0, 1]
 	shareChanged time.Time // when share last changed
 	headersSince time.Time // when headers were first trusted, this time
 }

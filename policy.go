@@ -82,7 +82,8 @@ const maxErrorBodyWait = time.Second
 //     past the deadline or the max wait (*WaitError) is final, and so is a
 //     Limiter's refusal to reserve (see WithLimiter).
 //   - A response below 400 is final.
-//   - An X-Should-Retry: true or false response header decides.
+//   - An X-Should-Retry: true or false response header decides; with
+//     false, nothing more is read.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
 //     A 429 without a header hint and with a small JSON body is read for a
@@ -96,25 +97,28 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 	if err != nil {
 		return classifyError(req, err)
 	}
-	if resp.StatusCode < 400 {
+	code := resp.StatusCode
+	if code < 400 {
 		return Decision{} // a success is final, whatever its headers say
 	}
+	should := strings.ToLower(resp.Header.Get("X-Should-Retry"))
+	if should == "false" {
+		return Decision{Reason: "x-should-retry"}
+	}
+	if should != "true" && !retryableStatus(code) && code != http.StatusForbidden {
+		return Decision{} // final: no hint is worth parsing
+	}
 	hint, hinted := responseHint(resp)
-	if !hinted && resp.StatusCode == http.StatusTooManyRequests {
+	if !hinted && code == http.StatusTooManyRequests {
 		var daily bool
 		if hint, hinted, daily = bodyHint(resp); daily {
 			return Decision{Reason: "daily quota exhausted"}
 		}
 	}
-	if v := resp.Header.Get("X-Should-Retry"); v != "" {
-		switch strings.ToLower(v) {
-		case "true":
-			return Decision{Retry: true, Reason: "x-should-retry", Hint: hint}
-		case "false":
-			return Decision{Reason: "x-should-retry"}
-		}
+	if should == "true" {
+		return Decision{Retry: true, Reason: "x-should-retry", Hint: hint}
 	}
-	switch resp.StatusCode {
+	switch code {
 	case http.StatusTooManyRequests:
 		return Decision{Retry: true, Unprocessed: true, Reason: "status 429", Hint: hint}
 	case http.StatusServiceUnavailable:
@@ -137,6 +141,17 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 	return Decision{}
 }
 
+// retryableStatus reports the statuses DefaultClassifier retries by
+// themselves (a 403 needs a rate-limit hint as well).
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, StatusOverloaded,
+		http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // responseHint returns the server's hint from the headers of an error
 // response. Malformed headers are ignored, as if absent.
 func responseHint(resp *http.Response) (Hint, bool) {
@@ -152,25 +167,35 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 		return Hint{}, false, false
 	}
 	// A body that drips must not hold the request: past maxErrorBodyWait
-	// it is closed where it stands, and what was read is all it says.
-	stop := time.AfterFunc(maxErrorBodyWait, func() { resp.Body.Close() })
-	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyPeek))
-	if !stop.Stop() {
-		return Hint{}, false, false // cut short: the body was closed
-	}
-	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(peek), resp.Body), closer: resp.Body}
-	if err != nil || len(peek) == maxErrorBodyPeek {
+	// it is closed where it stands. Either way the caller gets back what
+	// was read, then whatever the body still gives.
+	var peek bytes.Buffer
+	inTime, err := readWithin(resp.Body, &peek, maxErrorBodyPeek, maxErrorBodyWait)
+	resp.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(peek.Bytes()), resp.Body), closer: resp.Body}
+	if !inTime || err != nil || peek.Len() == maxErrorBodyPeek {
 		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
 	}
-	hint, ok, daily, _ = retryHintFromBody(peek)
+	hint, ok, daily, _ = retryHintFromBody(peek.Bytes())
 	return hint, ok, daily
 }
 
-func classifyError(req *http.Request, err error) Decision {
+// pacerRefused reports an error of the pacer's own: a wait it would not
+// make (*WaitError) or a Limiter that refused to reserve. Trying again
+// would only meet the same gate, or the same store out of reach.
+func pacerRefused(err error) bool {
+	if err == nil {
+		return false
+	}
 	if _, ok := errors.AsType[*WaitError](err); ok {
-		// The pacer would not hold the attempt that long; waiting to try
-		// again would only meet the same gate.
-		return Decision{Reason: "pacing wait too long"}
+		return true
+	}
+	_, ok := errors.AsType[*limiterError](err)
+	return ok
+}
+
+func classifyError(req *http.Request, err error) Decision {
+	if pacerRefused(err) {
+		return Decision{Reason: "pacer refused"}
 	}
 	if ctxErr := req.Context().Err(); ctxErr != nil {
 		return Decision{Reason: "context done"}
@@ -179,20 +204,25 @@ func classifyError(req *http.Request, err error) Decision {
 		// A per-attempt timeout (the request's own context is still live).
 		return Decision{Retry: true, Reason: "attempt timeout"}
 	}
-	if _, ok := errors.AsType[*limiterError](err); ok {
-		// Not the server's doing: the pacer's Limiter refused.
-		return Decision{Reason: "limiter error"}
-	}
 	// go-retryablehttp recognises the errors that cannot heal, but only
 	// inside the *url.Error that http.Client adds and a transport does not.
-	uerr := &url.Error{Op: req.Method, URL: req.URL.String(), Err: err}
-	if ok, _ := retryablehttp.ErrorPropagatedRetryPolicy(req.Context(), nil, uerr); !ok {
+	if ok, _ := retryablehttp.ErrorPropagatedRetryPolicy(req.Context(), nil, clientURLError(req, err)); !ok {
 		return Decision{Reason: "permanent error"}
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || isDialError(err) {
 		return Decision{Retry: true, Unprocessed: true, Reason: "dial failed"}
 	}
 	return Decision{Retry: true, Reason: "transport error"}
+}
+
+// clientURLError wraps a transport error as http.Client does, for policies
+// written against what a client returns (go-retryablehttp's among them).
+func clientURLError(req *http.Request, err error) *url.Error {
+	op := "Get"
+	if m := req.Method; m != "" {
+		op = m[:1] + strings.ToLower(m[1:])
+	}
+	return &url.Error{Op: op, URL: req.URL.String(), Err: err}
 }
 
 // isDialError reports an error from establishing the connection, before

@@ -66,7 +66,11 @@ type retrier struct {
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
-	rp, err := newReplay(req, r.cfg.maxBufferedBody)
+	limit := r.cfg.maxBufferedBody
+	if r.cfg.maxAttempts <= 1 {
+		limit = -1 // no retry to buffer for
+	}
+	rp, err := newReplay(req, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +85,10 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
 		resp, err := r.send(areq)
-		d := r.classify(areq, resp, err)
+		var d Decision
+		if !pacerRefused(err) { // final whatever the classifier says
+			d = r.classify(areq, resp, err)
+		}
 		if !d.Retry {
 			if d.Err != nil {
 				if resp != nil {
@@ -149,9 +156,6 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			wait = min(wait, r.cfg.maxWait)
 		}
 	} else {
-		if r.budget != nil && !r.budget.withdraw(time.Now()) {
-			return 0, ErrRetryBudgetExhausted
-		}
 		wait = r.backoff(n)
 		if r.cfg.maxWait > 0 && wait > r.cfg.maxWait {
 			return wait, ErrWaitTooLong
@@ -167,6 +171,10 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		if left < wait {
 			return wait, ErrWaitPastDeadline
 		}
+	}
+	// Last, so that a retry refused for another reason spends nothing.
+	if !hinted && r.budget != nil && !r.budget.withdraw(time.Now()) {
+		return 0, ErrRetryBudgetExhausted
 	}
 	return wait, nil
 }
@@ -185,11 +193,16 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			resp.Body.Close()
 		}
-		if timedOut && req.Context().Err() == nil {
+		switch {
+		case timedOut && req.Context().Err() == nil:
 			// The transport reports the cancel that cut the attempt as
 			// context.Canceled; to the caller, who cancelled nothing, it
 			// is a timeout.
 			err = context.DeadlineExceeded
+		case err == nil:
+			// The answer came as the timer fired and the caller's
+			// context ended: report that, never a nil answer.
+			err = req.Context().Err()
 		}
 		return nil, err
 	}
@@ -215,10 +228,25 @@ func (b *cancelOnClose) Close() error {
 // against the wait before the next attempt and stops when that wait is
 // over: a body that drips slowly is closed where it stands.
 func discard(resp *http.Response, wait time.Duration) {
-	t := time.AfterFunc(wait, func() { resp.Body.Close() })
-	io.CopyN(io.Discard, resp.Body, maxDrain)
-	t.Stop()
-	resp.Body.Close()
+	if inTime, _ := readWithin(resp.Body, io.Discard, maxDrain, max(wait, minDrainWait)); inTime {
+		resp.Body.Close() // else the timer closed it
+	}
+}
+
+// minDrainWait lets a short body be drained, and its connection reused,
+// even before a retry that waits for nothing.
+const minDrainWait = 50 * time.Millisecond
+
+// readWithin copies up to n bytes of body to w, for at most d: a body that
+// drips slower is closed where it stands, which ends the read. It reports
+// whether the read ended in time; if not, body is closed.
+func readWithin(body io.ReadCloser, w io.Writer, n int64, d time.Duration) (inTime bool, err error) {
+	t := time.AfterFunc(d, func() { body.Close() })
+	_, err = io.CopyN(w, body, n)
+	if err == io.EOF {
+		err = nil
+	}
+	return t.Stop(), err
 }
 
 // sleep waits for d or until ctx ends, whichever comes first.

@@ -71,10 +71,3 @@ func (s *semaphore) release() {
 	}
 	s.held--
 }
-
-// busy reports whether anyone holds or awaits a slot.
-func (s *semaphore) busy() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.held > 0 || len(s.queue) > 0
-}

@@ -6,8 +6,9 @@ import (
 )
 
 // LogHook returns a hook, for WithHook, that logs every Event to logger
-// with structured fields: kind, attempt, reason, wait, status, error,
-// partition, rate, and the request's method, host and path.
+// as a message naming its kind ("pacehttp retry") with structured fields:
+// attempt, reason, wait, status, error, partition, rate, and the request's
+// method, host and path.
 //
 // Levels follow what needs attention: attempts, pacer waits and rate
 // changes at Debug, retries and cool-downs at Info, give-ups at Warn. The

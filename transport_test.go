@@ -274,6 +274,9 @@ func TestBodyReplay(t *testing.T) {
 				if n := body.closes.Load(); n != 1 {
 					t.Errorf("caller's body closed %d times, want 1", n)
 				}
+				if s.calls != tt.wantCalls {
+					t.Errorf("%d attempts, want %d", s.calls, tt.wantCalls)
+				}
 				if tt.wantCalls == 1 && (len(reasons) != 1 || !strings.Contains(reasons[0], ErrBodyNotReplayable.Error())) {
 					t.Errorf("give-up reasons %q, want one naming %q", reasons, ErrBodyNotReplayable)
 				}
@@ -675,6 +678,79 @@ func TestPacerWaitErrorIsFinal(t *testing.T) {
 		}
 		if s.calls != 1 {
 			t.Errorf("%d calls reached the server, want 1", s.calls)
+		}
+	})
+}
+
+func TestRefusedRetryDoesNotSpendBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(503), status(503), status(200)}}
+		// A floor of one unhinted retry a second and no share of requests:
+		// one retry to spend in this instant.
+		rt := Chain(s, Retry(WithRetryBudget(0, 1), WithBackoffFunc(func(int) time.Duration { return 10 * time.Millisecond })))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		resp, err := rt.RoundTrip(newRequest(t, ctx, "GET", nil)) // its retry would pass the deadline
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		resp, err = rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != 200 || s.calls != 3 {
+			t.Errorf("second request: %d after %d calls in all, want 200 after 3: the refused retry spent the budget", resp.StatusCode, s.calls)
+		}
+	})
+}
+
+func TestPacerRefusalFinalWhateverTheClassifier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(200)}}
+		always := func(*http.Request, *http.Response, error) Decision { return Decision{Retry: true, Reason: "always"} }
+		rt := New(s, WithClassifier(always), WithRate(1, 1), WithMaxWait(100*time.Millisecond))
+		resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil)) // spends the burst
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		_, err = rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+		rerr, ok := errors.AsType[*RetryError](err)
+		if !ok || !errors.Is(err, ErrWaitTooLong) || rerr.Attempts != 1 || rerr.Cause != nil {
+			t.Errorf("err = %v, want the pacer's refusal after one attempt, not retried", err)
+		}
+	})
+}
+
+// dripBody gives its prefix, then blocks until closed.
+type dripBody struct {
+	prefix io.Reader
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (b *dripBody) Read(p []byte) (int, error) {
+	if n, err := b.prefix.Read(p); err != io.EOF {
+		return n, err
+	}
+	<-b.closed
+	return 0, errors.New("closed")
+}
+
+func (b *dripBody) Close() error { b.once.Do(func() { close(b.closed) }); return nil }
+
+func TestBodyHintCutShortKeepsWhatWasRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		body := &dripBody{prefix: strings.NewReader(`{"error":`), closed: make(chan struct{})}
+		resp := &http.Response{StatusCode: 429, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+		if _, ok, _ := bodyHint(resp); ok {
+			t.Fatal("a hint from a body cut short")
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if string(got) != `{"error":` {
+			t.Errorf("body after the peek reads %q, want what the server had sent", got)
 		}
 	})
 }
