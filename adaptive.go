@@ -163,7 +163,8 @@ func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, 
 		}
 		e.startProbe(max(base, e.floor))
 	case t < minMeasure.Seconds() || a <= e.burst:
-		// Far too fast to measure anything: halve and probe again.
+		// Far too fast to measure anything: cut by 0.7 (a known limit) or
+		// halve the probe and start it again.
 		if e.limit > 0 {
 			e.limit = max(e.limit*0.7, e.floor)
 			e.rate = e.limit * rateMargin

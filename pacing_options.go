@@ -7,7 +7,8 @@ import (
 )
 
 // WithRate states the server's request limit: perSecond requests per
-// second, with bursts of up to burst. The pacer then sends at that rate from
+// second, with bursts of up to burst (the pacer keeps a tenth of it in
+// reserve, so that sends bunched by scheduling do not meet a 429). The pacer then sends at that rate from
 // the first request instead of learning it; rate-limit headers, when the
 // server sends them, still take precedence, and throttling still lowers it.
 func WithRate(perSecond float64, burst int) Option {

@@ -709,7 +709,10 @@ func TestRefusedRetryDoesNotSpendBudget(t *testing.T) {
 func TestPacerRefusalFinalWhateverTheClassifier(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &script{answers: []answer{status(200)}}
-		always := func(*http.Request, *http.Response, error) Decision { return Decision{Retry: true, Reason: "always"} }
+		// Retries every transport error, whatever it is.
+		always := func(_ *http.Request, _ *http.Response, err error) Decision {
+			return Decision{Retry: err != nil, Reason: "any error"}
+		}
 		rt := New(s, WithClassifier(always), WithRate(1, 1), WithMaxWait(100*time.Millisecond))
 		resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil)) // spends the burst
 		if err != nil {
