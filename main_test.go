@@ -19,7 +19,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 // eventCounter returns a hook option that counts the events of kind, and
 // the count.
-func eventCounter(kind EventKind) (Option, *atomic.Int32) {
+func eventCounter(kind EventKind) (SharedOption, *atomic.Int32) {
 	n := new(atomic.Int32)
 	return WithHook(func(e Event) {
 		if e.Kind == kind {

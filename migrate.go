@@ -41,8 +41,8 @@ import (
 // response: the hint parsing its built-in backoffs do with the response is
 // pacehttp's job, done for every header of docs/retry.md and capped by
 // WithMaxWait. Its result is used as is, with no jitter added.
-func FromRetryablehttp(check retryablehttp.CheckRetry, backoff retryablehttp.Backoff) Option {
-	return func(c *config) {
+func FromRetryablehttp(check retryablehttp.CheckRetry, backoff retryablehttp.Backoff) RetryOption {
+	return retryOption(func(c *config) {
 		if check != nil {
 			c.classify = checkRetryClassifier(check)
 		}
@@ -51,7 +51,7 @@ func FromRetryablehttp(check retryablehttp.CheckRetry, backoff retryablehttp.Bac
 			// WithBackoff given after this option counts too.
 			c.backoff = func(n int) time.Duration { return backoff(c.backoffMin, c.backoffMax, n-1, nil) }
 		}
-	}
+	})
 }
 
 func checkRetryClassifier(check retryablehttp.CheckRetry) Classifier {

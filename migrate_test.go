@@ -31,7 +31,7 @@ func TestFromRetryablehttp(t *testing.T) {
 		name    string
 		method  string
 		answers []answer
-		opts    []Option
+		opts    []RetryOption
 
 		wantCalls  int
 		wantStatus int // 0: an error is expected
@@ -42,7 +42,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "default policy and backoff retry 500s",
 			method:    "GET",
 			answers:   []answer{status(500), status(502), status(200)},
-			opts:      []Option{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithBackoff(time.Second, 30*time.Second)},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithBackoff(time.Second, 30*time.Second)},
 			wantCalls: 3, wantStatus: 200,
 			wantGaps: []time.Duration{time.Second, 2 * time.Second},
 		},
@@ -50,7 +50,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "bounds given before the option count too",
 			method:    "GET",
 			answers:   []answer{status(500), status(500), status(200)},
-			opts:      []Option{WithBackoff(100*time.Millisecond, 150*time.Millisecond), FromRetryablehttp(nil, retryablehttp.DefaultBackoff)},
+			opts:      []RetryOption{WithBackoff(100*time.Millisecond, 150*time.Millisecond), FromRetryablehttp(nil, retryablehttp.DefaultBackoff)},
 			wantCalls: 3, wantStatus: 200,
 			wantGaps: []time.Duration{100 * time.Millisecond, 150 * time.Millisecond},
 		},
@@ -58,7 +58,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "linear jitter backoff with equal bounds is linear",
 			method:    "GET",
 			answers:   []answer{status(503), status(503), status(200)},
-			opts:      []Option{FromRetryablehttp(nil, retryablehttp.LinearJitterBackoff), WithBackoff(time.Second, time.Second)},
+			opts:      []RetryOption{FromRetryablehttp(nil, retryablehttp.LinearJitterBackoff), WithBackoff(time.Second, time.Second)},
 			wantCalls: 3, wantStatus: 200,
 			wantGaps: []time.Duration{time.Second, 2 * time.Second},
 		},
@@ -66,7 +66,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "(false, err) fails the round trip with err",
 			method:    "GET",
 			answers:   []answer{status(401)},
-			opts:      []Option{FromRetryablehttp(stopOn401, nil)},
+			opts:      []RetryOption{FromRetryablehttp(stopOn401, nil)},
 			wantCalls: 1,
 			wantErr:   func(err error) bool { return errors.Is(err, errUnauthorized) },
 		},
@@ -74,14 +74,14 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "(false, nil) hands back the response",
 			method:    "GET",
 			answers:   []answer{status(404)},
-			opts:      []Option{FromRetryablehttp(stopOn401, nil)},
+			opts:      []RetryOption{FromRetryablehttp(stopOn401, nil)},
 			wantCalls: 1, wantStatus: 404,
 		},
 		{
 			name:      "(true, err) until attempts run out hands back the last response",
 			method:    "GET",
 			answers:   []answer{status(500)},
-			opts:      []Option{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithMaxAttempts(3)},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithMaxAttempts(3)},
 			wantCalls: 3, wantStatus: 500,
 			wantGaps: []time.Duration{500 * time.Millisecond, time.Second},
 		},
@@ -89,7 +89,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "policy sees a url.Error and stops on a bad scheme",
 			method:    "GET",
 			answers:   []answer{{err: errors.New(`unsupported protocol scheme "ftp"`)}},
-			opts:      []Option{FromRetryablehttp(retryablehttp.ErrorPropagatedRetryPolicy, nil)},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.ErrorPropagatedRetryPolicy, nil)},
 			wantCalls: 1,
 			wantErr: func(err error) bool {
 				var uerr *url.Error
@@ -100,7 +100,7 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "a refused connection is retried, even for a POST",
 			method:    "POST",
 			answers:   []answer{{err: syscall.ECONNREFUSED}, status(201)},
-			opts:      []Option{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff)},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff)},
 			wantCalls: 2, wantStatus: 201,
 			wantGaps: []time.Duration{500 * time.Millisecond},
 		},
@@ -108,14 +108,14 @@ func TestFromRetryablehttp(t *testing.T) {
 			name:      "a POST that met a 500 is not repeated",
 			method:    "POST",
 			answers:   []answer{status(500), status(201)},
-			opts:      []Option{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff)},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff)},
 			wantCalls: 1, wantStatus: 500,
 		},
 		{
 			name:      "unless all methods may be retried, as under retryablehttp",
 			method:    "POST",
 			answers:   []answer{status(500), status(201)},
-			opts:      []Option{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithRetryAllMethods()},
+			opts:      []RetryOption{FromRetryablehttp(retryablehttp.DefaultRetryPolicy, retryablehttp.DefaultBackoff), WithRetryAllMethods()},
 			wantCalls: 2, wantStatus: 201,
 			wantGaps: []time.Duration{500 * time.Millisecond},
 		},

@@ -23,8 +23,48 @@ const (
 	DefaultMaxBufferedBody = 8 << 20
 )
 
-// An Option configures New, NewClient, Retry or Pace.
-type Option func(*config)
+// An Option configures New or NewClient. Each option belongs to the layer
+// it configures: a RetryOption configures the retry layer (Retry), a
+// PaceOption the pacing layer (Pace), and the few that serve both
+// (WithMaxWait, WithHook) are both. New takes all of them; Retry and Pace
+// take only their own, so an option handed to a layer that would ignore it
+// does not compile.
+type Option interface {
+	apply(*config)
+}
+
+// A RetryOption configures the retry layer: Retry, New and NewClient.
+type RetryOption interface {
+	Option
+	retryLayer()
+}
+
+// A PaceOption configures the pacing layer: Pace, New and NewClient.
+type PaceOption interface {
+	Option
+	paceLayer()
+}
+
+// A SharedOption configures both layers.
+type SharedOption interface {
+	RetryOption
+	PaceOption
+}
+
+type (
+	retryOption  func(*config)
+	paceOption   func(*config)
+	sharedOption func(*config)
+)
+
+func (o retryOption) apply(c *config)  { o(c) }
+func (o paceOption) apply(c *config)   { o(c) }
+func (o sharedOption) apply(c *config) { o(c) }
+
+func (retryOption) retryLayer()  {}
+func (paceOption) paceLayer()    {}
+func (sharedOption) retryLayer() {}
+func (sharedOption) paceLayer()  {}
 
 // config holds the settings of every layer; the pacer also reads the shared
 // ones, maxWait and hook.
@@ -45,7 +85,7 @@ type config struct {
 	pace paceConfig // settings of the pacing layer, see pacing.go
 }
 
-func newConfig(opts []Option) *config {
+func newConfig[O Option](opts []O) *config {
 	c := &config{
 		maxAttempts:     DefaultMaxAttempts,
 		maxWait:         DefaultMaxWait,
@@ -57,8 +97,8 @@ func newConfig(opts []Option) *config {
 		pace:            defaultPaceConfig(),
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(c)
+		if Option(o) != nil {
+			o.apply(c)
 		}
 	}
 	return c
@@ -66,45 +106,45 @@ func newConfig(opts []Option) *config {
 
 // WithMaxAttempts sets how many attempts, the first included, one request
 // may make. One or less means a single attempt: no retries.
-func WithMaxAttempts(n int) Option {
-	return func(c *config) { c.maxAttempts = max(n, 1) }
+func WithMaxAttempts(n int) RetryOption {
+	return retryOption(func(c *config) { c.maxAttempts = max(n, 1) })
 }
 
 // WithMaxWait caps every single wait: server-requested, backoff, or a
 // cool-down in the pacer. A wait that would exceed it is not slept; the
 // request gives up at once. Zero or less means no cap beyond the request's
 // context deadline.
-func WithMaxWait(d time.Duration) Option {
-	return func(c *config) { c.maxWait = d }
+func WithMaxWait(d time.Duration) SharedOption {
+	return sharedOption(func(c *config) { c.maxWait = d })
 }
 
 // WithBackoff sets the bounds of the exponential backoff used when the
 // server gives no hint: the first retry waits up to min, each later one up to
 // twice as long, never more than max.
-func WithBackoff(min, max time.Duration) Option {
-	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
+func WithBackoff(min, max time.Duration) RetryOption {
+	return retryOption(func(c *config) { c.backoffMin, c.backoffMax = min, max })
 }
 
 // WithMaxBufferedBody sets the largest request body, in bytes, that the
 // retry layer buffers in memory to replay it, when the request has no
 // GetBody. A larger body is sent once and not retried. Zero disables
 // buffering: only requests with GetBody are then retried.
-func WithMaxBufferedBody(n int64) Option {
-	return func(c *config) { c.maxBufferedBody = max(n, 0) }
+func WithMaxBufferedBody(n int64) RetryOption {
+	return retryOption(func(c *config) { c.maxBufferedBody = max(n, 0) })
 }
 
 // WithRetryAllMethods lifts the idempotency rule: requests with any method
 // are retried on any retryable failure, even if the server may have
 // processed them. Use it only when repeating a request is harmless.
-func WithRetryAllMethods() Option {
-	return func(c *config) { c.retryAllMethods = true }
+func WithRetryAllMethods() RetryOption {
+	return retryOption(func(c *config) { c.retryAllMethods = true })
 }
 
 // WithHook calls fn synchronously for every Event of every layer. fn must
 // be fast and safe for concurrent use; it must not modify the Event's
 // request or response.
-func WithHook(fn func(Event)) Option {
-	return func(c *config) {
+func WithHook(fn func(Event)) SharedOption {
+	return sharedOption(func(c *config) {
 		if prev := c.hook; prev != nil && fn != nil {
 			c.hook = func(e Event) { prev(e); fn(e) }
 			return
@@ -112,7 +152,7 @@ func WithHook(fn func(Event)) Option {
 		if fn != nil {
 			c.hook = fn
 		}
-	}
+	})
 }
 
 func (c *config) emit(e Event) {

@@ -101,7 +101,7 @@ func defaultPaceConfig() paceConfig {
 // use Pace directly to pace without retrying, or to compose your own chain.
 // Each call returns a middleware with its own state; every RoundTripper it
 // wraps shares that state.
-func Pace(opts ...Option) Middleware {
+func Pace(opts ...PaceOption) Middleware {
 	return newConfig(opts).paceMiddleware()
 }
 

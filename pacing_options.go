@@ -11,31 +11,31 @@ import (
 // reserve, so that sends bunched by scheduling do not meet a 429). The pacer then sends at that rate from
 // the first request instead of learning it; rate-limit headers, when the
 // server sends them, still take precedence, and throttling still lowers it.
-func WithRate(perSecond float64, burst int) Option {
-	return func(c *config) {
+func WithRate(perSecond float64, burst int) PaceOption {
+	return paceOption(func(c *config) {
 		if perSecond > 0 && !math.IsNaN(perSecond) {
 			c.pace.rate, c.pace.burst = perSecond, max(burst, 1)
 		}
-	}
+	})
 }
 
 // WithTokenRate states a second, token-counted limit (LLM tokens, say):
 // perSecond tokens per second with bursts of up to burst. Each request then
 // also draws its cost (see WithCostFunc) from this budget. Without it, a
 // token budget starts only when response headers report one.
-func WithTokenRate(perSecond float64, burst int) Option {
-	return func(c *config) {
+func WithTokenRate(perSecond float64, burst int) PaceOption {
+	return paceOption(func(c *config) {
 		if perSecond > 0 && !math.IsNaN(perSecond) {
 			c.pace.tokenRate, c.pace.tokenBurst = perSecond, max(burst, 1)
 		}
-	}
+	})
 }
 
 // WithConcurrency caps the requests of one partition that are in flight at
 // once, from sending until the response body is closed. Waiters are served
 // in arrival order. Zero or less means no cap.
-func WithConcurrency(n int) Option {
-	return func(c *config) { c.pace.concurrency = max(n, 0) }
+func WithConcurrency(n int) PaceOption {
+	return paceOption(func(c *config) { c.pace.concurrency = max(n, 0) })
 }
 
 // WithKeyFunc sets how requests are grouped into partitions, each with its
@@ -43,8 +43,8 @@ func WithConcurrency(n int) Option {
 // first credential header present (Authorization, X-Api-Key, Api-Key,
 // X-Goog-Api-Key), so that separate keys never slow each other. The key is
 // kept only as a keyed hash.
-func WithKeyFunc(fn func(*http.Request) string) Option {
-	return func(c *config) { c.pace.keyFunc = fn }
+func WithKeyFunc(fn func(*http.Request) string) PaceOption {
+	return paceOption(func(c *config) { c.pace.keyFunc = fn })
 }
 
 // WithCostFunc sets how many tokens a request is expected to use, for the
@@ -52,31 +52,31 @@ func WithKeyFunc(fn func(*http.Request) string) Option {
 // req.GetBody. Results below 1 count as 1. The default estimates from the
 // body: a quarter of its length plus its JSON "max_tokens" value. Costs are
 // computed only while a token budget is active.
-func WithCostFunc(fn func(*http.Request) int) Option {
-	return func(c *config) { c.pace.costFunc = fn }
+func WithCostFunc(fn func(*http.Request) int) PaceOption {
+	return paceOption(func(c *config) { c.pace.costFunc = fn })
 }
 
 // WithRateFloor sets the lowest request rate, per second, that learning
 // from throttles may set. The default is DefaultRateFloor.
-func WithRateFloor(perSecond float64) Option {
-	return func(c *config) {
+func WithRateFloor(perSecond float64) PaceOption {
+	return paceOption(func(c *config) {
 		if perSecond > 0 {
 			c.pace.floor = perSecond
 		}
-	}
+	})
 }
 
 // WithPartitionExpiry sets how long an unused partition keeps its state.
 // Zero or less keeps partitions for the life of the transport.
-func WithPartitionExpiry(d time.Duration) Option {
-	return func(c *config) { c.pace.expiry = max(d, 0) }
+func WithPartitionExpiry(d time.Duration) PaceOption {
+	return paceOption(func(c *config) { c.pace.expiry = max(d, 0) })
 }
 
 // WithLimiter makes the pacer keep its budgets and cool-downs in l, for
 // instance a store shared by a fleet of processes. The default keeps them in
 // process memory.
-func WithLimiter(l Limiter) Option {
-	return func(c *config) { c.pace.limiter = l }
+func WithLimiter(l Limiter) PaceOption {
+	return paceOption(func(c *config) { c.pace.limiter = l })
 }
 
 // WithPartitionSecret sets the secret under which partition names are
@@ -85,6 +85,6 @@ func WithLimiter(l Limiter) Option {
 // Limiter (see WithLimiter) must share a secret too, or they will not find
 // each other's budgets. Keep it as secret as the credentials it hides: with
 // it, a guessed credential can be checked against a stored name.
-func WithPartitionSecret(secret []byte) Option {
-	return func(c *config) { c.pace.secret = append([]byte(nil), secret...) }
+func WithPartitionSecret(secret []byte) PaceOption {
+	return paceOption(func(c *config) { c.pace.secret = append([]byte(nil), secret...) })
 }

@@ -236,12 +236,12 @@ func TestPaceCancelReturnsToken(t *testing.T) {
 func TestPaceWaitFailsFast(t *testing.T) {
 	tests := []struct {
 		name     string
-		opts     []Option
+		opts     []PaceOption
 		deadline time.Duration
 		deadl    bool
 	}{
-		{"deadline", []Option{WithMaxWait(0)}, 2 * time.Second, true},
-		{"max wait", []Option{WithMaxWait(3 * time.Second)}, 0, false},
+		{"deadline", []PaceOption{WithMaxWait(0)}, 2 * time.Second, true},
+		{"max wait", []PaceOption{WithMaxWait(3 * time.Second)}, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

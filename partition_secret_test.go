@@ -26,7 +26,7 @@ func TestPartitionSecret(t *testing.T) {
 	api := pacetest.NewAPI(pacetest.Config{})
 	defer api.Close()
 	const cred = "Bearer sk-secret-credential"
-	name := func(opts ...Option) string {
+	name := func(opts ...PaceOption) string {
 		rec := &keyRecorder{}
 		rt := Pace(append(opts, WithLimiter(rec))...)(api.Transport())
 		req, _ := http.NewRequest("GET", api.URL(), nil)

@@ -52,14 +52,14 @@ type Classifier func(req *http.Request, resp *http.Response, err error) Decision
 type Backoff func(n int) time.Duration
 
 // WithClassifier replaces DefaultClassifier.
-func WithClassifier(c Classifier) Option {
-	return func(cfg *config) { cfg.classify = c }
+func WithClassifier(c Classifier) RetryOption {
+	return retryOption(func(cfg *config) { cfg.classify = c })
 }
 
 // WithBackoffFunc replaces the default backoff (full jitter between 0 and
 // an exponentially growing, capped bound; see WithBackoff).
-func WithBackoffFunc(b Backoff) Option {
-	return func(cfg *config) { cfg.backoff = b }
+func WithBackoffFunc(b Backoff) RetryOption {
+	return retryOption(func(cfg *config) { cfg.backoff = b })
 }
 
 // StatusOverloaded is the status some APIs (Anthropic's among them) send

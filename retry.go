@@ -15,7 +15,7 @@ const maxDrain = 64 << 10
 // Retry returns the retry layer alone: it repeats an attempt when the
 // classifier says it may, waiting as the server asks or, without a hint,
 // with jittered exponential backoff. See New for the full chain.
-func Retry(opts ...Option) Middleware {
+func Retry(opts ...RetryOption) Middleware {
 	return newConfig(opts).retryMiddleware()
 }
 
@@ -25,15 +25,15 @@ func Retry(opts ...Option) Middleware {
 // spent, the last answer is handed back. Retries the server asked for, with
 // Retry-After or a reset header, do not count: the pacer already holds them
 // back. A negative ratio removes the budget.
-func WithRetryBudget(ratio, minPerSecond float64) Option {
-	return func(c *config) { c.budgetRatio, c.budgetFloor = ratio, minPerSecond }
+func WithRetryBudget(ratio, minPerSecond float64) RetryOption {
+	return retryOption(func(c *config) { c.budgetRatio, c.budgetFloor = ratio, minPerSecond })
 }
 
 // WithAttemptTimeout bounds the time each attempt may take until its
 // response headers arrive. An attempt that times out is retried like a
 // transport error. The body is not bounded, so a long stream is not cut.
-func WithAttemptTimeout(d time.Duration) Option {
-	return func(c *config) { c.attemptTimeout = d }
+func WithAttemptTimeout(d time.Duration) RetryOption {
+	return retryOption(func(c *config) { c.attemptTimeout = d })
 }
 
 func (c *config) retryMiddleware() Middleware {

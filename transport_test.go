@@ -332,14 +332,14 @@ func TestWaitCaps(t *testing.T) {
 	tests := []struct {
 		name     string
 		answer   answer
-		opts     []Option
+		opts     []RetryOption
 		deadline time.Duration
 		want     error
 	}{
-		{"hint over max wait", status(429, "Retry-After", "120"), []Option{WithMaxWait(time.Minute)}, 0, ErrWaitTooLong},
+		{"hint over max wait", status(429, "Retry-After", "120"), []RetryOption{WithMaxWait(time.Minute)}, 0, ErrWaitTooLong},
 		{"huge hint", status(429, "Retry-After", "1000000000000000000"), nil, 0, ErrWaitTooLong},
 		{"hint past deadline", status(429, "Retry-After", "10"), nil, 5 * time.Second, ErrWaitPastDeadline},
-		{"backoff past deadline", status(503), []Option{WithBackoffFunc(func(int) time.Duration { return time.Minute })}, 5 * time.Second, ErrWaitPastDeadline},
+		{"backoff past deadline", status(503), []RetryOption{WithBackoffFunc(func(int) time.Duration { return time.Minute })}, 5 * time.Second, ErrWaitPastDeadline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
