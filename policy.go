@@ -83,7 +83,8 @@ const maxErrorBodyWait = time.Second
 //     Limiter's refusal to reserve (see WithLimiter).
 //   - A response below 400 is final.
 //   - An X-Should-Retry: true or false response header decides; with
-//     false, nothing more is read.
+//     false, nothing more is read. With true the server vouches that it did
+//     not act on the request, which is then repeated whatever its method.
 //   - 429, 503 and 529 are retried and marked Unprocessed; so is a 403 that
 //     carries a rate-limit hint, as GitHub sends for its secondary limits.
 //     A 429 without a header hint and with a small JSON body is read for a
@@ -116,7 +117,10 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 		}
 	}
 	if should == "true" {
-		return Decision{Retry: true, Reason: "x-should-retry", Hint: hint}
+		// The server vouches that a retry is safe: it did not act on the
+		// request, whatever its method (Anthropic and OpenAI send this on
+		// the 429s and 529s of POSTs).
+		return Decision{Retry: true, Unprocessed: true, Reason: "x-should-retry", Hint: hint}
 	}
 	switch code {
 	case http.StatusTooManyRequests:
