@@ -60,11 +60,28 @@ type Watcher interface {
 }
 
 // Limits describe a Budget's buckets: each refills at Rate units per second
-// up to Burst. A zero field leaves the setting unchanged.
+// up to Burst. A zero field leaves the setting unchanged. Source says whose
+// word they are, so that a Budget shared by several processes can weigh
+// them: a limit the caller configured is never overwritten by an estimate.
 type Limits struct {
 	Requests BucketLimits
 	Tokens   BucketLimits
+	Source   LimitSource
 }
+
+// A LimitSource says where a Limits come from.
+type LimitSource uint8
+
+const (
+	// LimitsLearned: the pacer's estimate, inferred from throttling. It is
+	// one process's view of a limit that other clients may share.
+	LimitsLearned LimitSource = iota
+	// LimitsStated: the caller's configuration (WithRate, WithTokenRate),
+	// the same in every process that shares it.
+	LimitsStated
+	// LimitsFromHeaders: the server's own rate-limit headers.
+	LimitsFromHeaders
+)
 
 // BucketLimits describe one token bucket. Rate is units per second
 // (math.Inf(1) for no limit), Burst the bucket's size, and Remaining, when

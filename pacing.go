@@ -156,6 +156,7 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 		part.tokens.Store(true)
 	}
 	if pc.rate > 0 || pc.tokenRate > 0 {
+		l.Source = LimitsStated
 		// The budget hears of them in setUp, outside the partitions'
 		// lock: a shared Limiter may need a round trip to its store.
 		part.stated = l
@@ -459,7 +460,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, now time.Time, q
 			}
 		}
 	}
-	var l Limits
+	l := Limits{Source: LimitsFromHeaders}
 	var hold time.Duration
 	share := part.shareAt(now)
 	bucket := func(q *quota) BucketLimits {
