@@ -2,318 +2,584 @@ package pacehttp
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
-// Tuning of the adaptive estimator; see estimator.
+// Tuning of the learner; see learner.
 const (
-	// probeDoubling is how long the probing rate takes to double. Shorter
-	// finds a fast server sooner but spends more of the burst on the
-	// overshoot.
-	probeDoubling = 100 * time.Millisecond
+	// sendMargin is the share of the estimated server rate the pacer sends
+	// at: room for the estimate's error and for sends bunched by scheduling.
+	sendMargin = 0.97
 
-	// rateMargin is the share of the estimated server rate the pacer
-	// sends at once it knows the rate: enough room for the estimate's
-	// error (a few requests over a second or so of measurement).
-	rateMargin = 0.95
+	// searchDoubling is how fast the rate grows while the learner searches
+	// for a limit it has no estimate of.
+	searchDoublingC = 150 * time.Millisecond
 
-	// provenMargin replaces rateMargin once an estimate has held for
-	// proveAfter without a throttle.
-	provenMargin = 0.98
-	proveAfter   = 5 * time.Second
+	// searchLead is added to the cold start's duration to set the rate a
+	// search starts from: what the cold start got through, spread over its
+	// length plus this lead, is a rate below the server's for any burst
+	// and refill that could have produced it but the most lopsided.
+	searchLeadC = 250 * time.Millisecond
 
-	// raiseAfter and raiseStep probe back up after a quiet spell, so that
-	// a server whose limit rose is found again: 5% more every 30s without
-	// a throttle.
-	raiseAfter = 30 * time.Second
-	raiseStep  = 1.05
+	// minHold and maxHold bound how long an estimate is held before the
+	// learner climbs past it to look for a raised limit. The hold doubles
+	// after a climb that found nothing new, and is longer when refusals are
+	// costly (a long Retry-After, a penalty box).
+	minHold = time.Second
+	maxHold = 2 * time.Second
 
-	// headerTrust is how long header-derived limits silence the estimator.
+	// climbGain shapes the climb past a held estimate: after x seconds the
+	// rate is the estimate times 1 + climbGain·x², slow at first, where the
+	// old limit most likely still is, then faster.
+	climbGain = 0.1
+
+	// climbSearch is how far above the estimate a climb may go without a
+	// refusal before the learner takes the limit for gone and searches
+	// again, doubling.
+	climbSearch = 1.5
+
+	// refusalCut is what a rate is multiplied by when the server refuses
+	// at or below the estimate: the limit fell, or another client shares it.
+	refusalCut = 0.8
+
+	// slotWidth and slotCount shape the histogram of accepted sends the
+	// learner keeps to measure rates over windows ending at a refusal.
+	slotWidth = 10 * time.Millisecond
+	slotCount = 128
+
+	// minWindow is the shortest window a rate is measured over: a shorter
+	// one magnifies the error of a count by one.
+	minWindow = 50 * time.Millisecond
+
+	// minEstimateCount is the fewest accepted sends a window must hold to
+	// estimate a rate from.
+	minEstimateCount = 4
+
+	// coldWindowGrowth is how often the cold start's in-flight window
+	// doubles while answers are slow to come: a slow first answer (a long
+	// completion) must not hold the rest for long.
+	coldWindowGrowth = 250 * time.Millisecond
+
+	// maxColdWindow ends the cold start: a window this wide without a
+	// refusal no longer protects anyone.
+	maxColdWindow = 1024
+
+	// minWindowHold is how long a learned in-flight limit holds before it
+	// is raised by one to look for room; each refusal at the raised level
+	// doubles the hold, up to maxWindowHold.
+	minWindowHold = time.Second
+	maxWindowHold = 16 * time.Second
+
+	// tentativeGrowth is how often an unconfirmed in-flight limit widens.
+	tentativeGrowth = 50 * time.Millisecond
+
+	// boundSlack is how long after the rate last held a request back its
+	// search or climb still advances.
+	boundSlack = 50 * time.Millisecond
+
+	// headerTrust is how long header-stated limits silence the learner.
 	headerTrust = time.Minute
-
-	// minMeasure is the shortest span over which a rate is estimated; a
-	// throttle sooner than that after the gate opened says the pacer sent
-	// far too fast, not how fast the server refills.
-	minMeasure = 50 * time.Millisecond
-
-	// maxRefine bounds how much late answers may raise an estimate.
-	maxRefine = 1.1
-
-	// sendRing is how many recent accepted sends the estimator keeps.
-	sendRing = 2048
 )
 
-// An estimator learns a server's request rate from throttling alone, when
-// no header states it.
+// A phase is where the learner is in finding the server's request rate.
+type phase uint8
+
+const (
+	// unlimited: no refusal seen (or none binds): no rate is set.
+	unlimited phase = iota
+	// searching: refused, with no estimate: the rate grows from base,
+	// doubling every searchDoubling, until the server refuses again.
+	searching
+	// holding: sending at sendMargin times the estimate.
+	holding
+	// climbing: past a hold, the rate grows above the estimate to find a
+	// limit that was raised.
+	climbing
+	// fixed: the caller stated the rate; refusals lower it for a while.
+	fixed
+)
+
+// A learner infers a server's limits from its answers, when no header states
+// them: a request rate, and an in-flight limit for servers that refuse by
+// concurrency (DeepSeek's, among others).
 //
-// The model is the server's token bucket of size B refilled at L per
-// second. Between two throttles the server accepts A requests over T
-// seconds; if its bucket was full at the start, A ≈ B + L·T. A throttle soon
-// after a cold start (T ≈ 0) therefore reveals B ≈ A. The cool-down that
-// follows lets the server's bucket fill again, so the next throttle, after
-// a probe that sends faster and faster, gives L ≈ (A - B)/T, whatever path
-// the probe took. From then on the pacer sends at rateMargin·L with burst B,
-// and further throttles only lower L.
+// The model is a token bucket of unknown size B refilled at an unknown rate
+// L. Every refusal says the bucket was empty when the refused request
+// arrived, and every accepted request used a unit that was there. Two facts
+// follow, whatever the pattern of sending:
 //
-// Because each throttle with Retry-After costs a whole cool-down (servers
-// round it up to seconds), the scheme is built to need two throttles from a
-// cold start, rather than the many small steps of an AIMD or CUBIC curve.
+//   - after a refusal at time r, the n requests accepted by time a took units
+//     refilled since r, so L ≥ (n-1)/(a-r): the delivery rate since a refusal
+//     is a lower bound on the limit;
+//   - any window of w seconds that ends at a refusal holds at most B + L·w
+//     accepted requests, so L ≥ (k-B)/w for the k accepted in it.
 //
-// An estimator is not safe for concurrent use; the partition's mutex
-// guards it. Times are passed in.
-type estimator struct {
-	floor float64 // the rate never set below this
+// The learner sends at sendMargin times the best lower bound (holding),
+// then climbs past it, slowly at first, so that a raised limit is found
+// again; the next refusal sets the estimate anew. A refusal met at or below
+// the estimate means the limit fell, or that another client now shares it:
+// the rate is cut by refusalCut and measured again from there. Before any
+// estimate exists (the first refusal after a cold start), the rate starts
+// from what the cold start got through and doubles until the server refuses
+// (searching), as TCP's slow start does, but by the clock, not per round
+// trip, so that it works the same for fast and slow answers.
+//
+// An in-flight limit is learned alongside: a refusal of a request that left
+// while more requests were in flight than had ever been accepted together
+// recently is explained by a concurrency cap at that level, and the learner
+// caps the window there rather than cut the rate; a refusal below it shows
+// that the limit is a rate after all, and lifts the window. During the cold
+// start the window also does what TCP's initial window does: the first
+// request goes alone, and each answer lets one more out.
+//
+// A learner is not safe for concurrent use (the partition's mutex guards
+// it); times are passed in, so that it is tested without a clock.
+type learner struct {
+	floor  float64 // no rate is ever set below this
+	stated float64 // the caller's rate (WithRate); 0 when none
 
-	rate  float64 // the current send rate; +Inf when unthrottled
-	burst float64 // estimated server burst B; 0 while unknown
-	limit float64 // estimated server rate L; 0 while unknown
+	phase   phase
+	phaseAt time.Time // when the phase began
+	base    float64   // the search's starting rate, or the rate held or climbed from
+	limit   float64   // the estimate of the server's rate; 0 while unknown
+	burst   float64   // the estimate of the server's burst; 0 while unknown
+	// maxBurst bounds the server's burst from above: what the cold start
+	// got through, its late answers included. Rates measured over windows
+	// assume no more than this was in the bucket when a window began.
+	maxBurst float64
+	hold    time.Duration
 
-	epoch    time.Time // when the server's bucket was last believed full
-	accepted int64     // requests sent since epoch and accepted
-	sends    []int64   // ring of the latest accepted send times (unix ns), once limited
-	next     int       // where the ring writes next
+	// The refusal the delivery-rate bound counts from, and what has been
+	// accepted since (requests that left after it).
+	refusedAt    time.Time
+	sinceRefusal int
+	// regime is the earliest send time whose answers describe the current
+	// limit: windows that start before it mix an old limit with a new one.
+	regime time.Time
+	sends  slotRing
 
-	lateFrom, lateUntil time.Time // sends whose late answers still count to burst
-
-	// refinement of the last estimate with answers that arrive late
-	refining              bool
-	refineFrom, refineEnd time.Time
-	refineCap             float64
-	late                  []int64
-
-	probing    bool
-	probeBase  float64
-	lastChange time.Time // last change of rate, for probing and raising
-
-	headers time.Time // when headers last stated the limits
-	stated  bool      // the caller stated the rate (WithRate)
-	settled bool      // tick made a small, lasting change: apply it
-}
-
-func newEstimator(now time.Time, floor, rate float64, burst int) estimator {
-	e := estimator{floor: floor, rate: math.Inf(1), epoch: now, lastChange: now}
-	if rate > 0 && !math.IsInf(rate, 1) {
-		// A stated rate is the caller's word: the floor never lifts it.
-		e.rate, e.limit, e.stated = rate, rate, true
-		e.floor = min(floor, rate)
-		e.burst = float64(max(burst, 1))
+	// A refusal's estimate is made at once from the answers that have
+	// arrived, and made again once the answers of the requests that left
+	// before it are in (successes are slower to answer than refusals):
+	// refine then raises the limit to what they show, up to the rate the
+	// server refused.
+	refine struct {
+		active        bool
+		end, prev, at time.Time
+		count         int // accepted since prev, when prev is older than the ring
+		ceiling       float64
 	}
-	return e
+
+	// The cold start: when it began, and what it got through, counting the
+	// requests that left before its first refusal was answered (coldEnd)
+	// and were accepted, whenever their answers came: a refusal is answered
+	// faster than a success.
+	coldFrom     time.Time
+	coldEnd      time.Time
+	coldAccepted int
+	coldSpan     time.Duration // from the cold start to its first refusal
+
+	// The in-flight limit: window (0 for none), and the most requests
+	// accepted together since the last refusal.
+	window     int
+	windowAt   time.Time // when window last changed, for growth
+	windowHold time.Duration
+	inFlightOK int
+	capped     bool // window is a learned concurrency cap, not the cold start's
+	// sure: a second refusal confirmed the cap. The cold start's first
+	// refusal looks the same under a cap and under a rate, so until then
+	// the window widens fast (tentativeGrowth), and a rate that is the real
+	// limit soon meets refusals below it that lift the window.
+	sure bool
+
+	headersAt time.Time // when headers last stated the limits
+
+	boundAt    time.Time // when the rate last held a request back
+	advancedAt time.Time // when advance last ran
 }
 
-// accept counts a request sent at sent that the server accepted.
-func (e *estimator) accept(sent time.Time) {
-	if sent.Before(e.epoch) {
-		if e.refining && !sent.Before(e.refineFrom) && !sent.After(e.refineEnd) {
-			e.late = append(e.late, sent.UnixNano())
+func newLearner(now time.Time, floor, stated float64, statedBurst int) learner {
+	l := learner{floor: floor, coldFrom: now, window: 1, windowAt: now, hold: minHold, windowHold: minWindowHold, advancedAt: now}
+	if stated > 0 && !math.IsInf(stated, 1) {
+		l.stated, l.limit, l.burst = stated, stated, float64(max(statedBurst, 1))
+		l.floor = min(floor, stated)
+		l.phase, l.phaseAt, l.base = fixed, now, stated
+		l.window = 0
+	}
+	return l
+}
+
+// rate returns the request rate to send at, at now; +Inf for none.
+func (l *learner) rate(now time.Time) float64 {
+	if l.trusted(now) && l.limit > 0 {
+		return l.limit // the headers' rate, which the pacer applies itself
+	}
+	switch l.phase {
+	case searching:
+		return l.base * math.Exp2(now.Sub(l.phaseAt).Seconds()/searchDoubling.Seconds())
+	case holding:
+		return max(l.limit*sendMargin, l.floor)
+	case climbing:
+		x := now.Sub(l.phaseAt).Seconds()
+		return max(l.limit*sendMargin*(1+climbGain*x*x), l.floor)
+	case fixed:
+		// A stated rate lowered by refusals comes back over a hold.
+		if l.base >= l.stated {
+			return l.stated
 		}
-		if e.limit == 0 && !sent.Before(e.lateFrom) && !sent.After(e.lateUntil) {
-			// An answer from before the first throttle, read after
-			// it: part of the burst.
-			e.burst++
-		}
+		x := now.Sub(l.phaseAt).Seconds()
+		return min(l.base*(1+climbGain*x*x), l.stated)
+	}
+	return math.Inf(1)
+}
+
+// advance moves the learner through the phases that time alone ends: a hold
+// gives way to a climb, a climb far above the estimate to a search.
+func (l *learner) advance(now time.Time) {
+	if l.trusted(now) {
 		return
 	}
-	e.accepted++
-	if math.IsInf(e.rate, 1) {
-		return
+	if idle := now.Sub(latest(l.advancedAt, l.boundAt.Add(boundSlack))); idle > 0 && (l.phase == searching || l.phase == climbing) {
+		// The rate has not held anyone back lately: stop its clock.
+		l.phaseAt = l.phaseAt.Add(idle)
 	}
-	if e.sends == nil {
-		e.sends = make([]int64, 0, sendRing)
+	l.advancedAt = now
+	switch l.phase {
+	case holding:
+		if now.Sub(l.phaseAt) >= l.hold {
+			l.phase, l.phaseAt = climbing, now
+		}
+	case climbing:
+		if r := l.rate(now); r > l.limit*climbSearch {
+			l.phase, l.phaseAt, l.base = searching, now, r
+		}
+	case searching:
+		// A search that outgrows every rate the server has been seen to
+		// serve is not limited by the rate: the window, or nothing, is.
+		if r := l.rate(now); l.limit > 0 && r > 8*l.limit || r > 1e6 {
+			l.phase, l.phaseAt = unlimited, now
+		}
 	}
-	d := sent.UnixNano()
-	if len(e.sends) < sendRing {
-		e.sends = append(e.sends, d)
-	} else {
-		e.sends[e.next] = d
-		e.next = (e.next + 1) % sendRing
-	}
-}
-
-// throttle records a refusal of a request sent at sent, and reopen, the
-// time the server's bucket is again believed full (the end of the cool-down,
-// or now without one). It returns the new rate and burst and whether they
-// changed.
-func (e *estimator) throttle(now, sent, reopen time.Time) (rate, burst float64, changed bool) {
-	if sent.Before(e.epoch) {
-		// A straggler sent before the last cool-down ended: the event
-		// was counted already.
-		return e.rate, e.burst, false
-	}
-	if e.trusted(now) {
-		e.restart(reopen)
-		return e.rate, e.burst, false
-	}
-	a := float64(e.accepted)
-	t := sent.Sub(e.epoch).Seconds()
-	prev, prevBurst := e.rate, e.burst
 	switch {
-	case e.burst == 0:
-		// First throttle: what got through is the burst (plus what
-		// refilled meanwhile, which only makes L's estimate lower).
-		e.burst = max(a, 1)
-		// Every request that left before this 429 came back belongs to
-		// the burst if accepted, whatever order the answers arrive in (a
-		// refusal is quicker to answer than a success).
-		e.lateFrom, e.lateUntil = e.epoch, now
-		base := e.burst // one burst per second: a modest start
-		if t > minMeasure.Seconds() {
-			base = max(base, a/t)
-		}
-		e.startProbe(max(base, e.floor))
-	case t < minMeasure.Seconds() || a <= e.burst:
-		// Far too fast to measure anything: cut by 0.7 (a known limit) or
-		// halve the probe and start it again.
-		if e.limit > 0 {
-			e.limit = max(e.limit*0.7, e.floor)
-			e.rate = e.limit * rateMargin
-			e.probing = false
-		} else {
-			e.startProbe(max(min(e.rate, e.probeBase)/2, e.floor))
-		}
-	default:
-		l := max((a-e.burst)/t, bestRate(e.sends, sent, e.burst))
-		// Answers still on their way may raise the estimate when the gate
-		// opens, by a tenth at most: a short window magnifies any error in
-		// the burst's estimate, and an estimate above the server's rate
-		// costs a whole cool-down.
-		e.refineCap = l * maxRefine
-		if e.limit > 0 {
-			l = min(l, e.limit)
-			e.refineCap = min(e.refineCap, e.limit)
-		}
-		// Answers of requests sent before the throttle may still be on
-		// their way; they refine the estimate when the gate opens.
-		e.refining, e.refineFrom, e.refineEnd = true, e.epoch, sent
-		e.late = append(e.late[:0], e.sends...)
-		e.limit = max(l, e.floor)
-		e.rate = max(e.limit*rateMargin, e.floor)
-		e.probing = false
+	case l.window == 0:
+	case !l.capped && now.Sub(l.windowAt) >= coldWindowGrowth:
+		// Cold start, and no answer for a while: let more out anyway.
+		l.window = min(2*l.window, maxColdWindow)
+		l.windowAt = now
+	case l.capped && !l.sure && now.Sub(l.windowAt) >= tentativeGrowth:
+		l.window++
+		l.windowAt = now
+	case l.capped && now.Sub(l.windowAt) >= l.windowHold:
+		l.window++
+		l.windowAt = now
 	}
-	e.restart(reopen)
-	return e.rate, e.burst, e.rate != prev || e.burst != prevBurst
 }
 
-func (e *estimator) startProbe(base float64) {
-	e.probing = true
-	e.probeBase = base
-	e.rate = base
-}
+// bound records that at now the rate held a request back: searches and
+// climbs advance only while it does, so that a rate nobody sends at (the
+// window binds, or there is little to send) does not grow out of reach.
+func (l *learner) bound(now time.Time) { l.boundAt = now }
 
-func (e *estimator) restart(reopen time.Time) {
-	e.epoch = reopen
-	e.accepted = 0
-	e.sends = e.sends[:0]
-	e.next = 0
-	e.lastChange = reopen
-}
 
-// bestRate returns the best lower bound on the server's rate that the
-// accepted send times (unix nanoseconds, any order) give, for a throttle of
-// a request sent at end: the server's bucket was empty then, and held at
-// most burst at the start of any window before, so any window of w seconds
-// with k accepted sends shows L ≥ (k - burst)/w, with equality for the
-// window that starts when the bucket was last full. The bound holds
-// whatever the sending pattern, including probes slower than the server,
-// during which its bucket filled.
-func bestRate(sends []int64, end time.Time, burst float64) float64 {
-	ts := slices.Clone(sends)
-	slices.Sort(ts)
-	e := end.UnixNano()
-	best := 0.0
-	for i := len(ts) - 1; i >= 0; i-- {
-		w := time.Duration(e - ts[i])
-		if w < minMeasure {
-			continue
+// accepted records that a request sent at sent, when inFlight requests (it
+// included) were out, was served.
+func (l *learner) accepted(now, sent time.Time, inFlight int) {
+	if sent.After(l.refusedAt) {
+		l.sinceRefusal++
+	}
+	if l.refine.active {
+		if !sent.After(l.refine.end) && sent.After(l.refine.prev) {
+			l.refine.count++
 		}
-		best = max(best, (float64(len(ts)-i)-burst)/w.Seconds())
+		if sent.After(l.refine.at) {
+			l.finishRefine(now)
+		}
+	}
+	l.inFlightOK = max(l.inFlightOK, inFlight)
+	if l.coldEnd.IsZero() || sent.Before(l.coldEnd) {
+		l.coldAccepted++
+		if !l.coldEnd.IsZero() {
+			l.maxBurst = max(l.maxBurst, float64(l.coldAccepted))
+			l.refineBurst()
+		}
+	}
+	if l.window > 0 && !l.capped {
+		// The cold start's window opens by one per answer: it doubles
+		// every round trip while requests keep it full.
+		if l.window++; l.window >= maxColdWindow {
+			l.window = 0
+		}
+		l.windowAt = now
+	}
+	l.sends.add(sent)
+}
+
+// refused records that the server refused a request sent at sent, when
+// inFlight requests (it included) were out. It reports whether the refusal
+// is explained by a concurrency cap, in which case the rate is untouched.
+func (l *learner) refused(now, sent time.Time, inFlight int) (concurrency bool) {
+	if !sent.After(l.refusedAt) && !l.refusedAt.IsZero() {
+		return false // answered late: the refusal it follows said it already
+	}
+	prevRefusal := l.refusedAt
+	defer func() {
+		l.refusedAt, l.sinceRefusal, l.inFlightOK = sent, 0, 0
+	}()
+	if l.trusted(now) {
+		return false
+	}
+
+	dbg(now, "refusal sent=%s inflight=%d okpeak=%d window=%d capped=%v", sent.Format("05.000"), inFlight, l.inFlightOK, l.window, l.capped)
+	if inFlight > max(l.inFlightOK, 1) && (!l.capped || inFlight > l.window) {
+		// Refused where nothing was accepted: a cap at the level that was.
+		if l.capped && l.window > 0 && inFlight > l.window {
+			if l.sure {
+				l.windowHold = min(2*l.windowHold, maxWindowHold)
+			}
+			l.sure = true
+		}
+		l.window, l.windowAt, l.capped = max(l.inFlightOK, 1), now, true
+		if l.phase != unlimited || l.coldAccepted == 0 {
+			return true
+		}
+		// A cold start's first refusal is both a cap's signature and a
+		// rate's: keep the window, and search for a rate too.
+	} else if l.capped {
+		// Refused where requests are accepted: not a cap.
+		l.window, l.capped, l.sure = 0, false, false
+	}
+	if l.window > 0 && !l.capped {
+		l.window = 0 // the cold start is over
+	}
+
+	r := l.rate(now)
+	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
+	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
+	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
+	defer func() {
+		dbg(now, "refused sent=%s inflight=%d okpeak? phase %d->%d rate %.1f -> %.1f est %.1f limit %.1f burst %.1f since %d window %d capped %v", sent.Format("05.000"), inFlight, 0, l.phase, r, l.rate(now), est, l.limit, l.burst, l.sinceRefusal, l.window, l.capped)
+	}()
+	switch l.phase {
+	case unlimited:
+		if l.coldEnd.IsZero() && l.coldAccepted > 0 {
+			l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
+			l.burst, l.maxBurst = float64(l.coldAccepted), float64(l.coldAccepted)
+			l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+		} else if est > 0 {
+			l.startHold(now, est)
+		} else {
+			// Unlimited for a while and refused: search from what got
+			// through recently.
+			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
+		}
+	case searching:
+		if est > 0 {
+			l.startHold(now, est)
+			l.refineBurst()
+		} else {
+			l.startSearch(now, r/2)
+		}
+	case holding, climbing:
+		switch {
+		case r > l.limit*1.02:
+			// A climb past the estimate found the edge.
+			if est <= l.limit*1.02 {
+				l.hold = min(2*l.hold, maxHold)
+			} else {
+				l.hold = minHold
+			}
+			l.startHold(now, max(est, l.limit))
+		default:
+			// Refused at or below the estimate: the limit fell, or is
+			// shared now. Measure afresh from here.
+			l.regime = sent
+			l.hold = minHold
+			l.startHold(now, max(est, r*refusalCut/sendMargin, l.floor))
+			if est == 0 {
+				l.limit = max(r*refusalCut/sendMargin, l.floor)
+			}
+		}
+	case fixed:
+		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
+	}
+	return false
+}
+
+// estimate returns the best lower bound on the server's rate that the
+// refusal of a request sent at sent proves, or 0 when no window is long and
+// full enough to tell. prev is the refusal before it, and since the requests
+// accepted that left between the two.
+func (l *learner) estimate(now, sent, prev time.Time, since int) float64 {
+	best := 0.0
+	if !prev.IsZero() && !prev.Before(l.regime) {
+		if w := sent.Sub(prev); w >= minWindow && since >= minEstimateCount {
+			best = float64(since-1) / w.Seconds()
+		}
+	}
+	if l.maxBurst > 0 {
+		best = max(best, l.sends.bestRate(sent, l.maxBurst, l.regime))
 	}
 	return best
 }
 
-// refine raises the estimate made at the last throttle with the answers
-// that arrived after it, once the gate has opened.
-func (e *estimator) refine(now time.Time) bool {
-	if !e.refining || now.Before(e.epoch) {
-		return false
+// finishRefine makes the last refusal's estimate again, now that the
+// answers of the requests that left before it are in, and raises the limit
+// to it if the learner holds or climbs from that refusal's estimate.
+func (l *learner) finishRefine(now time.Time) {
+	l.refine.active = false
+	if l.phase != holding && l.phase != climbing {
+		return
 	}
-	e.refining = false
-	l := min(bestRate(e.late, e.refineEnd, e.burst), e.refineCap)
-	e.late = e.late[:0]
-	if l <= e.limit {
-		return false
+	est := min(l.estimate(now, l.refine.end, l.refine.prev, l.refine.count), l.refine.ceiling)
+	dbg(now, "refine est %.1f limit %.1f", est, l.limit)
+	if est > l.limit {
+		l.limit = est
 	}
-	e.limit = l
-	e.rate = max(l*rateMargin, e.floor)
-	return true
 }
 
-// tick advances the probe or the slow raise. It returns the new rate and
-// whether it changed; it changes it at most every 1/40 of a doubling.
-func (e *estimator) tick(now time.Time) (rate float64, changed bool) {
-	if math.IsInf(e.rate, 1) || e.trusted(now) {
-		return e.rate, false
+// refineBurst corrects the cold start's burst estimate, which counted what
+// was refilled while it lasted as well.
+func (l *learner) refineBurst() {
+	if l.limit <= 0 || l.coldAccepted == 0 {
+		return
 	}
-	if e.refine(now) {
-		e.lastChange = now
-		return e.rate, true
-	}
-	if e.probing && e.probeBase < e.burst && e.limit == 0 {
-		// Answers sent before the first throttle kept arriving after it
-		// and grew the burst: probe from what the server really let through,
-		// not from what had been counted when the 429 came in.
-		e.probeBase = e.burst
-		e.rate = max(e.rate, e.burst)
-		e.lastChange = latest(now, e.epoch)
-		return e.rate, true
-	}
-	if e.probing {
-		// The probe's clock runs only while the gate is open.
-		d := now.Sub(latest(e.lastChange, e.epoch))
-		if d < probeDoubling/40 {
-			return e.rate, false
-		}
-		e.rate *= math.Exp2(d.Seconds() / probeDoubling.Seconds())
-		e.lastChange = now
-		return e.rate, true
-	}
-	if e.limit > 0 && e.rate < e.limit*provenMargin && now.Sub(e.lastChange) >= proveAfter {
-		// The estimate has held: close most of the margin.
-		e.rate = e.limit * provenMargin
-		e.lastChange = now
-		e.settled = true
-		return e.rate, true
-	}
-	if now.Sub(e.lastChange) >= raiseAfter {
-		e.rate *= raiseStep
-		// The limit learned rises with it, so that the next throttle
-		// measures from the raised rate, not from the old estimate.
-		e.limit = max(e.limit, e.rate/provenMargin)
-		e.lastChange = now
-		e.settled = true
-		return e.rate, true
-	}
-	return e.rate, false
+	l.burst = max(1, float64(l.coldAccepted)-l.limit*l.coldSpan.Seconds())
+}
+
+func (l *learner) startSearch(now time.Time, base float64) {
+	l.phase, l.phaseAt, l.base = searching, now, max(base, l.floor)
+}
+
+func (l *learner) startHold(now time.Time, limit float64) {
+	l.limit = max(limit, l.floor)
+	l.phase, l.phaseAt = holding, now
 }
 
 // trusted reports whether headers stated the limits recently enough that
-// they, not the estimator, set the rate.
-func (e *estimator) trusted(now time.Time) bool {
-	return !e.headers.IsZero() && now.Sub(e.headers) < headerTrust
+// they, not the learner, set the rate.
+func (l *learner) trusted(now time.Time) bool {
+	return !l.headersAt.IsZero() && now.Sub(l.headersAt) < headerTrust
 }
 
-// fromHeaders records that headers stated the limits; the estimator then
-// stays quiet for headerTrust.
-func (e *estimator) fromHeaders(now time.Time, rate float64, burst int64) {
-	e.headers = now
-	e.probing = false
+// fromHeaders records that headers stated the limits: the learner stays
+// quiet for headerTrust, and no window holds requests back.
+func (l *learner) fromHeaders(now time.Time, rate float64, burst int64) {
+	l.headersAt = now
+	l.window, l.capped = 0, false
 	if rate > 0 {
-		e.rate, e.limit = rate, rate
+		l.limit = rate
+		if l.phase != fixed {
+			l.phase, l.phaseAt = holding, now
+		}
 	}
 	if burst > 0 {
-		e.burst = float64(burst)
+		l.burst = float64(burst)
 	}
+}
+
+// informed records what headers that do not state the rate precisely still
+// say: the burst (limit), a lower bound on the rate (lo), and the time until
+// the bucket is full again. No window holds requests back once a server
+// states its limits, so a cold learner starts searching for the rate at
+// once, from what the headers guarantee.
+func (l *learner) informed(now time.Time, lo float64, limit int64, reset time.Duration) {
+	l.window, l.capped, l.sure = 0, false, false
+	if limit > 0 {
+		l.burst, l.maxBurst = float64(limit), float64(limit)
+	}
+	if l.phase == unlimited && l.coldEnd.IsZero() {
+		base := lo
+		if limit > 0 && reset > 0 {
+			base = max(base, float64(limit)/max(reset, time.Second).Seconds())
+		}
+		l.coldEnd = now
+		l.startSearch(now, base)
+	}
+}
+
+// drained records that an answer to a request sent at sent showed the
+// server's bucket empty: as good a sign as a refusal of where the limit is,
+// at no cost. It sets the estimate from the accepted rate since the last
+// such sign, and ends a search or a climb there.
+func (l *learner) drained(now, sent time.Time) {
+	if !sent.After(l.refusedAt) {
+		return
+	}
+	est := l.estimate(now, sent, l.refusedAt, l.sinceRefusal)
+	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, l.refusedAt, now
+	l.refine.count, l.refine.ceiling = l.sinceRefusal, math.Inf(1)
+	dbg(now, "drained sent=%s est %.1f phase %d limit %.1f since %d win %.1f rate1s %.1f rate.2 %.1f", sent.Format("05.000"), est, l.phase, l.limit, l.sinceRefusal, l.sends.bestRate(sent, l.maxBurst, l.regime), l.sends.rate(sent, time.Second), l.sends.rate(sent, 200*time.Millisecond))
+	l.refusedAt, l.sinceRefusal = sent, 0
+	if est <= 0 {
+		return
+	}
+	// No refusal was paid for this sign, so the learner climbs again at
+	// once rather than hold.
+	switch l.phase {
+	case searching, unlimited, holding:
+		l.limit = max(l.limit, est)
+		l.phase, l.phaseAt = climbing, now
+	case climbing:
+		if est > l.limit {
+			l.limit, l.phaseAt = est, now
+		}
+	}
+}
+
+// A slotRing counts accepted sends by the time they left, in slots of
+// slotWidth, over the last slotCount slots.
+type slotRing struct {
+	counts [slotCount]uint16
+	last   int64 // absolute index of the newest slot; 0 before the first
+}
+
+func slotOf(t time.Time) int64 { return t.UnixNano() / int64(slotWidth) }
+
+func (s *slotRing) add(t time.Time) {
+	i := slotOf(t)
+	if i > s.last {
+		for j := s.last + 1; j <= i && j <= s.last+slotCount; j++ {
+			s.counts[j%slotCount] = 0
+		}
+		s.last = i
+	}
+	if i <= s.last-slotCount {
+		return // older than the ring
+	}
+	if c := &s.counts[i%slotCount]; *c < math.MaxUint16 {
+		*c++
+	}
+}
+
+// bestRate returns max over windows ending at end of (k-burst)/w, for the k
+// sends accepted in a window of w seconds that starts no earlier than from.
+func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float64 {
+	e := slotOf(end)
+	if e > s.last+slotCount {
+		return 0
+	}
+	first := max(slotOf(from), e-slotCount+1, s.last-slotCount+1)
+	best, k := 0.0, 0
+	for i := min(e, s.last); i >= first; i-- {
+		k += int(s.counts[i%slotCount])
+		w := end.Sub(time.Unix(0, i*int64(slotWidth)))
+		if w < minWindow || k < minEstimateCount {
+			continue
+		}
+		best = max(best, (float64(k)-burst)/w.Seconds())
+	}
+	return best
+}
+
+// rate returns the accepted sends per second over the span before end.
+func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
+	e := min(slotOf(end), s.last)
+	n := min(int64(span/slotWidth), slotCount)
+	k := 0
+	for i := e; i > e-n && i > s.last-slotCount; i-- {
+		k += int(s.counts[i%slotCount])
+	}
+	return float64(k) / span.Seconds()
 }
 
 func latest(a, b time.Time) time.Time {

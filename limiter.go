@@ -104,15 +104,15 @@ type localLimiter struct{}
 func (localLimiter) Budget(string) Budget { return newLocalBudget() }
 
 // localBudget keeps the gate as a time, and consults the buckets as of the
-// moment the gate opens: requests that queue during a cool-down get the
-// tokens the bucket will hold at that moment, then the refill rate, in the
-// order they arrived. Every bucket call therefore uses at(now), so that the
-// buckets never see time go backwards across a gate.
+// moment the gate opens, so that the buckets never see time go backwards
+// across a gate. The pacer reserves for one request at a time per partition
+// (the head of its line), so a reservation handed back is always the latest
+// and is returned whole.
 type localBudget struct {
 	mu       sync.Mutex
 	gate     time.Time // closed until then
-	spread   int       // waiters already given a place behind the gate
 	gen      int       // bumped when outstanding reservations are void
+	drained  time.Time // when a cool-down last said the server had nothing left
 	requests *rate.Limiter
 	tokens   *rate.Limiter // nil until a token budget is known
 }
@@ -140,20 +140,12 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 	if !t.After(now) && tb == nil && b.requests.AllowN(now, requests) {
 		return 0, nil, nil
 	}
-	var wait time.Duration
 	rr := b.requests.ReserveN(t, min(requests, max(b.requests.Burst(), 1)))
-	wait = rr.DelayFrom(now)
+	wait := rr.DelayFrom(now)
 	var tr *rate.Reservation
 	if tb != nil {
 		tr = tb.ReserveN(t, min(tokens, max(tb.Burst(), 1)))
 		wait = max(wait, tr.DelayFrom(now))
-	}
-	if t.After(now) && b.requests.Limit() == rate.Inf {
-		// With no rate to space them, spread the queue behind the gate
-		// so that it does not all return in one instant. A finite bucket
-		// spaces it by itself: its burst at the opening, then the rate.
-		wait = max(wait, t.Sub(now)+time.Duration(b.spread)*time.Millisecond)
-		b.spread++
 	}
 	if wait == 0 {
 		return 0, nil, nil
@@ -177,31 +169,26 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Drain the buckets as of now: the server just said it has nothing
+	// left, so only the refill from now on counts.
+	b.requests = renew(b.requests, now)
+	b.tokens = renew(b.tokens, now)
+	b.gen++
+	b.drained = now
 	if until.After(b.gate) {
-		b.spread = 0
-		// Drain the buckets as of now: the server just said it has
-		// nothing left, so only the refill during the gate counts.
-		b.requests = renew(b.requests, now, true)
-		b.tokens = renew(b.tokens, now, true)
-		b.gen++
 		b.gate = until
 	}
 	return nil
 }
 
-// renew returns a bucket like l that has forgotten its debts to
-// outstanding reservations, which are void: their holders reserve again.
-// It keeps what l holds at t, or nothing if empty.
-func renew(l *rate.Limiter, t time.Time, empty bool) *rate.Limiter {
+// renew returns a bucket like l, empty at t, that has forgotten its debts to
+// outstanding reservations, which are void.
+func renew(l *rate.Limiter, t time.Time) *rate.Limiter {
 	if l == nil || l.Limit() == rate.Inf {
 		return l
 	}
 	n := rate.NewLimiter(l.Limit(), l.Burst())
-	keep := 0
-	if !empty {
-		keep = int(max(l.TokensAt(t), 0))
-	}
-	n.AllowN(t, n.Burst()-keep)
+	n.AllowN(t, n.Burst())
 	return n
 }
 
@@ -209,33 +196,12 @@ func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) erro
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := b.at(now)
-	if changes(b.requests, l.Requests) || changes(b.tokens, l.Tokens) {
-		b.requests = renew(b.requests, t, false)
-		b.tokens = renew(b.tokens, t, false)
-		b.gen++
-		b.spread = 0 // the waiters line up again
-	}
-	b.requests = setBucket(b.requests, t, l.Requests)
+	b.requests = setBucket(b.requests, t, l.Requests, b.drained)
 	if b.tokens == nil && l.Tokens.Rate > 0 {
 		b.tokens = rate.NewLimiter(rate.Inf, 1)
 	}
-	b.tokens = setBucket(b.tokens, t, l.Tokens)
+	b.tokens = setBucket(b.tokens, t, l.Tokens, b.drained)
 	return nil
-}
-
-// changes reports whether bl differs enough from l that the waiters'
-// reservations must be made again. Small moves, such as the few percent by
-// which a rate read from headers wanders from one answer to the next, are
-// applied to the bucket in place: voiding the queue on each would send every
-// waiter to its back again, answer after answer, and starve them all.
-func changes(l *rate.Limiter, bl BucketLimits) bool {
-	if l == nil {
-		return false
-	}
-	if bl.Rate > 0 && !near(bl.Rate, float64(l.Limit()), materialChange) {
-		return true
-	}
-	return bl.Burst > 0 && !near(float64(bl.Burst), float64(l.Burst()), materialChange)
 }
 
 // materialChange is the relative change of a rate or burst that voids the
@@ -252,9 +218,10 @@ func near(a, b, frac float64) bool {
 }
 
 // setBucket applies bl to lim and returns the bucket to use from now on: a
-// fresh one, full, when an unlimited bucket gets a rate (an unlimited
-// rate.Limiter keeps no count worth carrying over).
-func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits) *rate.Limiter {
+// fresh one when an unlimited bucket gets a rate (an unlimited rate.Limiter
+// keeps no count worth carrying over), full unless the server said it was
+// empty at drained, in which case it holds what has refilled since.
+func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits, drained time.Time) *rate.Limiter {
 	if lim == nil {
 		return nil
 	}
@@ -270,7 +237,11 @@ func setBucket(lim *rate.Limiter, t time.Time, bl BucketLimits) *rate.Limiter {
 			burst = max(lim.Burst(), 1)
 		}
 		lim = rate.NewLimiter(rate.Limit(bl.Rate), burst)
-		lim.AllowN(t, 0) // anchor the bucket's clock at t
+		if drained.IsZero() || drained.After(t) {
+			lim.AllowN(t, 0) // anchor the bucket's clock at t
+		} else {
+			lim.AllowN(drained, burst)
+		}
 	} else {
 		if bl.Burst > 0 && bl.Burst != lim.Burst() {
 			lim.SetBurstAt(t, bl.Burst)

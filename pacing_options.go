@@ -6,6 +6,40 @@ import (
 	"time"
 )
 
+// Defaults of the pacing layer. Each has an Option that overrides it.
+const (
+	// DefaultRateFloor is the lowest request rate, per second, the
+	// adaptive pacer ever sets: a few throttles must not stall a
+	// partition for minutes.
+	DefaultRateFloor = 1.0
+
+	// DefaultPartitionExpiry is how long a partition may sit unused before
+	// its state is dropped. Longer than the minute windows most APIs use,
+	// so that what was learned outlives a pause.
+	DefaultPartitionExpiry = 10 * time.Minute
+
+	// maxCoolDown bounds a gate, so that a hostile Retry-After cannot
+	// overflow a time; WithMaxWait fails requests behind a long gate fast.
+	maxCoolDown = 24 * time.Hour
+)
+
+// paceConfig holds the settings of the pacing layer.
+type paceConfig struct {
+	rate, tokenRate   float64 // 0: unknown, learn it
+	burst, tokenBurst int
+	floor             float64
+	concurrency       int
+	keyFunc           func(*http.Request) string
+	costFunc          func(*http.Request) int
+	expiry            time.Duration
+	limiter           Limiter
+	secret            []byte // nil: a random per-process secret
+}
+
+func defaultPaceConfig() paceConfig {
+	return paceConfig{floor: DefaultRateFloor, expiry: DefaultPartitionExpiry}
+}
+
 // WithRate states the server's request limit: perSecond requests per
 // second, with bursts of up to burst (the pacer keeps a tenth of it in
 // reserve, so that sends bunched by scheduling do not meet a 429). The pacer then sends at that rate from

@@ -100,7 +100,7 @@ func TestPaceEstimateStaysUnderServerRate(t *testing.T) {
 		// events skip steps of less than a tenth.
 		part := onlyPartition(t, rt)
 		part.mu.Lock()
-		learned := part.est.rate
+		learned := part.learn.rate(time.Now())
 		part.mu.Unlock()
 		if learned > rate || learned < rate*0.6 {
 			t.Errorf("learned rate %.1f, want between 60%% and 100%% of the server's %d", learned, rate)
@@ -237,24 +237,4 @@ func TestPaceIndependentClientsShareHeaderLimit(t *testing.T) {
 			t.Errorf("%.3f 429s per request, want at most 0.05", perReq)
 		}
 	})
-}
-
-// An estimate that has held for a while earns a narrower margin, and that
-// small step is applied, as is the slow raise after a long quiet spell.
-func TestEstimatorSettles(t *testing.T) {
-	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	e := newEstimator(t0, 1, 0, 0)
-	e.limit, e.burst, e.rate = 200, 20, 200*rateMargin
-	if _, changed := e.tick(t0.Add(proveAfter - time.Millisecond)); changed {
-		t.Fatalf("changed before %v", proveAfter)
-	}
-	r, changed := e.tick(t0.Add(proveAfter))
-	if !changed || !e.settled || r != 200*provenMargin {
-		t.Errorf("after %v: rate %v, changed %v, settled %v; want %v, true, true", proveAfter, r, changed, e.settled, 200*provenMargin)
-	}
-	e.settled = false
-	r, changed = e.tick(t0.Add(proveAfter + raiseAfter))
-	if want := 200 * provenMargin * raiseStep; !changed || !e.settled || r != want {
-		t.Errorf("after a quiet %v: rate %v, changed %v, settled %v; want %v, true, true", raiseAfter, r, changed, e.settled, want)
-	}
 }

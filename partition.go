@@ -6,57 +6,182 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/maphash"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// A partition is the pacing state of one limit: the requests of one host and
+// credential (see partitionKey), or of one key of WithKeyFunc.
+//
+// Requests leave in arrival order. The first in line, the head, is the only
+// one that waits on a clock: for the gate, for room under the in-flight
+// limit, then for its reservation in the budget; the others wait for their
+// turn, each on a channel of its own. So the budget holds at most one
+// outstanding reservation, the head's, and a request that gives up, wherever
+// it stands, leaves no debt behind: the head hands its reservation back
+// whole, the others had none.
+//
+// What the partition knows of the server it learns from answers: the
+// learner (adaptive.go) infers a rate and an in-flight limit from refusals,
+// headers state limits outright (learn.go), and the gate (gate.go) holds
+// everyone after a refusal until a probe gets through.
+//
+// Locks and mirrors:
+//   - mu guards everything declared after it. The budget has a lock of its
+//     own, or lives in a remote store, and is called without mu held.
+//   - sentRate mirrors the request rate last given to the budget, so that
+//     the head updates it only when the learner's rate has moved.
+//   - tokens mirrors whether the budget has a token bucket, so that costs
+//     are computed only then; it is read without mu on every request.
+//   - active and lastUsed belong to the partition table (partitions.mu); a
+//     partition with active requests, or response bodies still holding a
+//     slot, is never evicted.
+type partition struct {
+	name    string // hashed, safe to log and to hand to a Limiter
+	budget  Budget
+	watcher Watcher // budget as a Watcher, if others change it too
+	stated  Limits  // what the caller stated, given to the budget once
+	setUp   sync.Once
+
+	active   atomic.Int32
+	lastUsed int64
+	tokens   atomic.Bool
+	reported atomic.Uint64 // float64 bits of the rate last reported to hooks
+
+	// wake tells the head to look again: the gate moved, a slot freed. It
+	// has room for one signal, so signalling never blocks and a signal sent
+	// while nobody waits wakes the next head once, harmlessly.
+	wake chan struct{}
+
+	mu         sync.Mutex
+	head       bool      // a request holds the head of the line
+	queue      []*waiter // the others, in arrival order
+	inFlight   int       // sent and not yet answered, or body open when tracked
+	slots      int       // the caller's in-flight cap (WithConcurrency); 0 for none
+	learn      learner
+	gate       gate
+	sentRate   float64   // the request rate last given to the budget
+	sentRateAt time.Time // when it was given
+	sentBurst  int
+
+	// What headers said: the bounds on the refill rates they imply, the
+	// share of their limit this client takes, and when they were first
+	// trusted this time.
+	hdr          [2]rateBounds
+	lastTokRate  float64
+	share        float64
+	shareChanged time.Time
+	headersSince time.Time
+}
+
+// A waiter is a request in line behind the head.
+type waiter struct {
+	ready    chan struct{} // closed when it becomes the head
+	promoted bool          // it is the head now; set under mu
+}
+
+// signal wakes the head, if it waits, to look again.
+func (part *partition) signal() {
+	select {
+	case part.wake <- struct{}{}:
+	default:
+	}
+}
+
+// passHead hands the head of the line to the next waiter, if any. mu must
+// be held by the head.
+func (part *partition) passHead() {
+	if len(part.queue) == 0 {
+		part.head = false
+		return
+	}
+	w := part.queue[0]
+	part.queue[0] = nil
+	part.queue = part.queue[1:]
+	w.promoted = true
+	close(w.ready)
+}
+
+// leave removes w from the line after its caller gave up. mu must be held.
+func (part *partition) leave(w *waiter) {
+	if w.promoted {
+		part.passHead() // the turn came as the caller gave up: pass it on
+		return
+	}
+	for i, q := range part.queue {
+		if q == w {
+			part.queue = append(part.queue[:i], part.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// window returns the in-flight limit in force: the caller's and the
+// learner's, whichever is lower; 0 for none.
+func (part *partition) window() int {
+	w := part.learn.window
+	if part.slots > 0 && (w == 0 || part.slots < w) {
+		w = part.slots
+	}
+	return w
+}
+
+// tracksBodies reports whether a request sent now holds its in-flight slot
+// until its response body is closed, rather than until its headers arrive:
+// when a concurrency limit is in force, since the server counts a request
+// until it has answered in full (a stream, or a body padded while it
+// queues). Otherwise the slot is released with the headers, which costs no
+// allocation.
+func (part *partition) tracksBodies() bool { return part.slots > 0 || part.learn.capped }
+
+// rateUpdate returns the request limits to give the budget at now, if the
+// learner's rate has moved enough since the last time to be worth a call
+// (for a remote budget, a round trip). mu must be held.
+func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
+	if part.learn.trusted(now) {
+		return Limits{}, false // headers set the budget's limits themselves
+	}
+	r := part.learn.rate(now)
+	b := headroom(int(math.Min(math.Max(part.learn.burst, 1), math.MaxInt32)))
+	if math.IsInf(r, 1) {
+		if math.IsInf(part.sentRate, 1) {
+			return Limits{}, false
+		}
+	} else if r == part.sentRate && b == part.sentBurst ||
+		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond {
+		return Limits{}, false
+	}
+	part.sentRate, part.sentRateAt, part.sentBurst = r, now, b
+	src := LimitsLearned
+	if part.learn.phase == fixed && r == part.learn.stated {
+		src = LimitsStated
+	}
+	return Limits{Requests: BucketLimits{Rate: r, Burst: b, Remaining: -1}, Tokens: BucketLimits{Remaining: -1}, Source: src}, true
+}
+
 // credentialHeaders are the request headers whose value identifies the
 // caller's quota, in the order they are consulted.
 var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
 
-// A partition is the pacing state of one (host, credential) pair, or of one
-// key of a WithKeyFunc.
-type partition struct {
-	name   string // hashed, safe to log and to hand to a Limiter
-	budget Budget
-	sem    *semaphore // nil without WithConcurrency
-	// watcher is budget as a Watcher, if it is one: others change it too.
-	watcher Watcher
-
-	stated Limits // what the caller stated, given to the budget in setUp
-	setUp  sync.Once
-
-	active   atomic.Int32 // requests inside RoundTrip; raised under partitions.mu
-	lastUsed int64        // unix nanoseconds; guarded by partitions.mu
-
-	// warm-up: the first request of a fresh partition goes alone, so that
-	// its answer's headers set the pace of the rest.
-	warm     atomic.Bool
-	probe    atomic.Bool // a first request is out
-	warmOnce sync.Once
-	warmed   chan struct{}
-
-	reported atomic.Uint64 // float64 bits of the rate last reported to hooks
-
-	tokens  atomic.Bool // a token budget is active: compute costs
-	limited atomic.Bool // the estimator has a finite rate and wants ticks
-
-	// changed is closed, and replaced, when the budget's rate or gate
-	// changes, to wake the waiters so that they reserve again.
-	changed atomic.Pointer[chan struct{}]
-
-	mu         sync.Mutex
-	est        estimator
-	lastSet    float64       // the request rate last given to the budget
-	lastTokSet float64       // the token rate last given to the budget
-	gate       time.Time     // the latest end of a cool-down given to the budget
-	hdr        [2]rateBounds // the refill rate headers imply: requests, tokens
-
-	share        float64   // part of a header-stated limit taken, in (0, 1]
-	shareChanged time.Time // when share last changed
-	headersSince time.Time // when headers were first trusted, this time
+// partitionKey returns the raw parts of req's partition key: the host and
+// the first credential header present (or the key of keyFunc).
+func partitionKey(req *http.Request, keyFunc func(*http.Request) string) (host, cred string) {
+	if keyFunc != nil {
+		return "", keyFunc(req)
+	}
+	host = req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	for _, h := range credentialHeaders {
+		if v := req.Header[h]; len(v) > 0 && v[0] != "" {
+			return host, v[0]
+		}
+	}
+	return host, ""
 }
 
 // partitions maps a fast keyed hash of the raw key to its partition. The
@@ -83,24 +208,6 @@ func newPartitions(idle time.Duration, secret []byte) *partitions {
 	return ps
 }
 
-// partitionKey returns the raw parts of req's partition key: the host and
-// the first credential header present (or the key of keyFunc).
-func partitionKey(req *http.Request, keyFunc func(*http.Request) string) (host, cred string) {
-	if keyFunc != nil {
-		return "", keyFunc(req)
-	}
-	host = req.URL.Host
-	if host == "" {
-		host = req.Host
-	}
-	for _, h := range credentialHeaders {
-		if v := req.Header[h]; len(v) > 0 && v[0] != "" {
-			return host, v[0]
-		}
-	}
-	return host, ""
-}
-
 // name returns the printable partition name: the host and a truncated
 // HMAC-SHA256 of the credential under the per-process secret.
 func (ps *partitions) name(host, cred string) string {
@@ -119,8 +226,8 @@ func (ps *partitions) name(host, cred string) string {
 }
 
 // get returns the partition of (host, cred), creating it with create, and
-// counts the caller as active in it until the caller calls done. Idle
-// partitions are swept now and then, under the same lock.
+// counts the caller as active in it until the caller lowers active again.
+// Idle partitions are swept now and then, under the same lock.
 func (ps *partitions) get(host, cred string, now time.Time, create func(name string) *partition) *partition {
 	var h maphash.Hash
 	h.SetSeed(ps.seed)
@@ -158,10 +265,4 @@ func (ps *partitions) len() int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	return len(ps.m)
-}
-
-// signal wakes the partition's waiters to reserve again.
-func (part *partition) signal() {
-	ch := make(chan struct{})
-	close(*part.changed.Swap(&ch))
 }

@@ -53,7 +53,8 @@ func (c *config) retryMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget}
+		_, paced := next.(*pacer)
+		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, paced: paced}
 	}
 }
 
@@ -63,6 +64,10 @@ type retrier struct {
 	classify Classifier
 	backoff  Backoff
 	budget   *retryBudget // nil: unlimited
+	// paced: next is the pacer, which holds a throttled request at its
+	// gate until the server is likely to take it, so the retry layer
+	// hands throttled attempts straight back to it rather than sleep.
+	paced bool
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -101,7 +106,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		wait, cause := r.plan(ctx, areq, &rp, n, d)
+		wait, cause := r.plan(ctx, areq, &rp, n, d, r.paced && throttle(resp, d))
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -130,8 +135,11 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// plan returns the wait before attempt n+1, or why there is none.
-func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision) (time.Duration, error) {
+// plan returns the wait before attempt n+1, or why there is none. A
+// throttled attempt under the pacer is checked against the caps like any
+// other, but waits for nothing here and spends no retry budget: the pacer
+// holds it until its partition's gate lets it out.
+func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, throttled bool) (time.Duration, error) {
 	switch {
 	case n >= r.cfg.maxAttempts:
 		return 0, ErrAttemptsExhausted
@@ -172,11 +180,30 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			return wait, ErrWaitPastDeadline
 		}
 	}
+	if throttled {
+		return 0, nil
+	}
 	// Last, so that a retry refused for another reason spends nothing.
 	if !hinted && r.budget != nil && !r.budget.withdraw(time.Now()) {
 		return 0, ErrRetryBudgetExhausted
 	}
 	return wait, nil
+}
+
+// throttle reports whether an attempt was refused for the server's limits
+// or load (429, 503, 529, or a 403 with a rate-limit hint), which the pacer
+// learns from and holds the partition for.
+func throttle(resp *http.Response, d Decision) bool {
+	if resp == nil {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, StatusOverloaded:
+		return true
+	case http.StatusForbidden:
+		return d.Hint.Source != ""
+	}
+	return false
 }
 
 // send makes one attempt, bounded by the attempt timeout if one is set.

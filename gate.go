@@ -1,0 +1,129 @@
+package pacehttp
+
+import "time"
+
+// probeTimeout is how long a probe may go unanswered before another may
+// leave: a slow answer (a long completion) must not hold the others longer.
+const probeTimeout = time.Second
+
+// maxEarlyDelay bounds how late the learned early probe may go.
+const maxEarlyDelay = 10 * time.Second
+
+// A gate holds a partition's requests after the server refused one, and lets
+// them out again one probe at a time.
+//
+// It closes when the server refuses a request that left while it was open,
+// until the server's ceiling: its Retry-After, or without one a backoff the
+// pacer chooses. A Retry-After in whole seconds is a ceiling rounded up, not
+// the time the server needs (a bucket that refills a unit every 10ms says
+// 1), so the first probe of a closing goes early, once the estimated refill
+// time has passed, instead of idling the whole ceiling. A refused probe is a
+// ceiling that was meant: the next probe waits all of it, so that against a
+// server that refuses everything there is at most one attempt per
+// Retry-After, never a storm. A served probe opens the gate.
+//
+// How early the first probe goes is learned: at least the refill time the
+// caller gives, plus an extra that a refused early probe doubles and a
+// served one halves, so that a server that keeps its gate closed (a fixed
+// window, a penalty box) is soon probed only when it is likely to answer.
+//
+// Answers to requests that left before the gate closed are stragglers of the
+// same refusal: they may lengthen the ceiling, never close it anew. A probe
+// unanswered for probeTimeout no longer holds the next.
+//
+// A gate is guarded by its partition's mutex; times are passed in.
+type gate struct {
+	closed   bool
+	closedAt time.Time // when it last closed
+	openedAt time.Time // when it last opened
+	until    time.Time // the server's ceiling
+	probeAt  time.Time // the earliest the next probe may leave
+	failed   int       // probes refused since it closed
+
+	probeOut   bool // a probe is unanswered
+	probeSent  time.Time
+	probeEarly bool // that probe left before the ceiling
+
+	extra time.Duration // learned delay added to the early probe
+}
+
+// shut records a refusal, at now, of a request that left at sent (probe if
+// it was the gate's probe). ceiling is how long the server asked for, early
+// how soon a first probe may go. It reports whether the gate closed now.
+func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duration) bool {
+	ceiling = min(max(ceiling, 0), maxCoolDown)
+	switch {
+	case !g.closed:
+		if sent.Before(g.openedAt) {
+			return false // answered after the gate reopened: old news
+		}
+		g.closed, g.closedAt, g.failed, g.probeOut = true, now, 0, false
+		g.until = now.Add(ceiling)
+		g.probeAt = now.Add(min(ceiling, early+g.extra))
+		return true
+	case probe:
+		if g.probeEarly {
+			g.extra = min(max(2*g.extra, early, slotWidth), maxEarlyDelay)
+		}
+		g.probeOut = false
+		g.failed++
+		g.until = now.Add(ceiling)
+		g.probeAt = g.until
+	default:
+		if until := now.Add(ceiling); sent.Before(g.closedAt) && until.After(g.until) {
+			g.until = until
+			if g.failed > 0 {
+				g.probeAt = until
+			}
+		}
+	}
+	return false
+}
+
+// served records that a request that left at sent was served, at now. It
+// reports whether that opened the gate.
+func (g *gate) served(now, sent time.Time, probe bool) bool {
+	if !g.closed || (!probe && !sent.After(g.closedAt)) {
+		return false
+	}
+	if probe && g.probeEarly {
+		g.extra /= 2
+	}
+	g.closed, g.openedAt, g.probeOut = false, now, false
+	return true
+}
+
+// wait returns how long a request must wait at now before it may leave, and
+// whether it leaves as the probe. A wait of 0 with probe false means open.
+func (g *gate) wait(now time.Time) (d time.Duration, probe bool) {
+	if !g.closed {
+		return 0, false
+	}
+	if g.probeOut {
+		if d := g.probeSent.Add(probeTimeout).Sub(now); d > 0 {
+			return d, false
+		}
+	}
+	if d := g.probeAt.Sub(now); d > 0 {
+		return d, false
+	}
+	return 0, true
+}
+
+// sendProbe records that the probe left at now.
+func (g *gate) sendProbe(now time.Time) {
+	g.probeOut, g.probeSent, g.probeEarly = true, now, now.Before(g.until)
+}
+
+// certain returns the part of a wait at now that nothing but the server's
+// ceiling passing can shorten: none while a probe may still open the gate
+// early.
+func (g *gate) certain(now time.Time) time.Duration {
+	if !g.closed {
+		return 0
+	}
+	if g.failed == 0 {
+		return max(g.probeAt.Sub(now), 0)
+	}
+	return max(g.until.Sub(now), 0)
+}

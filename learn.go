@@ -1,0 +1,343 @@
+package pacehttp
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Backoffs of the gate when a refusal carries no hint of how long to wait.
+const (
+	// minHintlessWait is the shortest: a refusal without a hint closes the
+	// gate at least this long, doubled for each refused probe.
+	minHintlessWait = 10 * time.Millisecond
+	// overloadWait is the first backoff after an overloaded answer (503,
+	// 529) without a hint, doubled for each refused probe.
+	overloadWait = 50 * time.Millisecond
+	// maxHintlessWait bounds both.
+	maxHintlessWait = 10 * time.Second
+)
+
+// answered teaches part what the answer to a request sent with ticket t says
+// about the server's limits, and frees the request's in-flight slot unless
+// its body holds it.
+func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *http.Response, err error) {
+	now := p.now()
+	if err != nil || resp == nil {
+		part.mu.Lock()
+		if !t.tracked {
+			part.inFlight--
+		}
+		if t.probe {
+			part.gate.probeOut = false // unanswered: another may go
+		}
+		part.mu.Unlock()
+		part.signal()
+		return
+	}
+	h := resp.Header
+	code := resp.StatusCode
+	if hasRateLimitHeaders(h) {
+		if qs, _ := parseQuotas(h, now); len(qs) > 0 {
+			p.applyQuotas(part, req, t, now, qs)
+		}
+	}
+	var hint Hint
+	var hinted bool
+	throttled := code == http.StatusTooManyRequests
+	overloaded := code == http.StatusServiceUnavailable || code == StatusOverloaded
+	if throttled || overloaded || code == http.StatusForbidden {
+		hint, hinted, _ = retryHint(h, now)
+		// GitHub's secondary limits answer 403 with a hint.
+		throttled = throttled || code == http.StatusForbidden && hinted
+	}
+
+	part.mu.Lock()
+	dbg(now, "answer sent=%s code=%d inflight=%d probe=%v gate=%v", t.sent.Format("05.000"), code, t.inFlight, t.probe, part.gate.closed)
+	if !t.tracked {
+		part.inFlight--
+	}
+	if !throttled && !overloaded {
+		part.learn.accepted(now, t.sent, t.inFlight)
+		opened := part.gate.served(now, t.sent, t.probe)
+		part.mu.Unlock()
+		if opened || !t.tracked {
+			part.signal()
+		}
+		return
+	}
+
+	concurrency := false
+	if throttled {
+		concurrency = part.learn.refused(now, t.sent, t.inFlight)
+	}
+	if concurrency && !hinted {
+		// The in-flight limit holds the others; the refused request
+		// waits for room like any other.
+		part.mu.Unlock()
+		part.signal()
+		return
+	}
+	refill := time.Duration(0)
+	if r := part.learn.rate(now); r > 0 && !math.IsInf(r, 1) {
+		refill = time.Duration(float64(time.Second) / r)
+	}
+	var ceiling time.Duration
+	switch {
+	case hinted:
+		ceiling = hint.Wait
+	case throttled:
+		ceiling = min(max(refill, minHintlessWait)<<min(part.gate.failed, 20), maxHintlessWait)
+	default:
+		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxHintlessWait)
+	}
+	early := max(refill, minHintlessWait)
+	if overloaded && !hinted {
+		early = ceiling
+	}
+	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
+	probeAt := part.gate.probeAt
+	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil
+	part.mu.Unlock()
+
+	if closed {
+		part.budget.CoolDown(context.WithoutCancel(req.Context()), now, probeAt)
+		if cut {
+			// A Limiter of the caller's (Redis, say) already holds one
+			// budget for all its clients.
+			part.cutShare(now)
+		}
+		p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", code),
+			Wait: hint.Wait, StatusCode: code, Partition: part.name})
+	}
+	part.signal()
+}
+
+// applyQuotas sets the partition's buckets from what the server reports,
+// and holds the partition when a quota is spent until its next unit.
+func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, now time.Time, qs []quota) {
+	var reqQ, tokQ *quota
+	for i := range qs {
+		q := &qs[i]
+		switch q.Name {
+		case "requests":
+			reqQ = q
+		case "tokens":
+			tokQ = q
+		case "input-tokens":
+			if tokQ == nil {
+				tokQ = q
+			}
+		case "output-tokens":
+		default: // an IETF policy: counted in requests unless named
+			if reqQ == nil {
+				reqQ = q
+			}
+		}
+	}
+	l := Limits{Source: LimitsFromHeaders}
+	var hold time.Duration
+	share := part.shareAt(now)
+	precise := true
+	bucket := func(q *quota) BucketLimits {
+		r, exact := part.headerRate(now, q)
+		if q == reqQ {
+			precise = exact
+		}
+		bl := BucketLimits{Rate: r * share, Remaining: q.Remaining}
+		if q.Limit > 0 {
+			bl.Burst = headroom(int(max(float64(min(q.Limit, math.MaxInt32))*share, 1)))
+		}
+		if q.Remaining > 0 {
+			bl.Remaining = int64(float64(q.Remaining) * share)
+		}
+		if !q.Refill || bl.Rate <= 0 {
+			// A refilling bucket synced to Remaining holds requests
+			// by itself; a window's quota returns only at its reset.
+			hold = max(hold, q.nextUnit())
+		}
+		return bl
+	}
+	if reqQ != nil {
+		l.Requests = bucket(reqQ)
+		part.mu.Lock()
+		if precise {
+			if !part.learn.trusted(now) {
+				part.headersSince = now
+			}
+			part.learn.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
+			if l.Requests.Rate > 0 {
+				part.sentRate, part.sentRateAt = l.Requests.Rate, now
+			}
+			if l.Requests.Burst > 0 {
+				part.sentBurst = l.Requests.Burst
+			}
+		} else {
+			// The learner sets the rate; the headers tell it the burst,
+			// and an empty bucket as surely as a refusal would.
+			part.learn.informed(now, l.Requests.Rate, reqQ.Limit, reqQ.Reset)
+			if reqQ.Remaining == 0 {
+				part.learn.drained(now, t.sent)
+			}
+			l.Requests.Rate = 0 // the learner's, set by the head
+			if l.Requests.Burst > 0 {
+				part.sentBurst = l.Requests.Burst
+			}
+		}
+		part.mu.Unlock()
+	} else {
+		l.Requests.Remaining = -1
+	}
+	if tokQ != nil {
+		l.Tokens = bucket(tokQ)
+		if l.Tokens.Rate > 0 {
+			part.tokens.Store(true)
+			part.mu.Lock()
+			part.learn.window = 0 // a stated limit: no cold start
+			part.lastTokRate = l.Tokens.Rate
+			part.mu.Unlock()
+		}
+	} else {
+		l.Tokens.Remaining = -1
+	}
+	part.budget.SetLimits(context.WithoutCancel(req.Context()), now, l)
+	if l.Requests.Rate > 0 {
+		p.reportRate(req, part, l.Requests.Rate)
+	}
+	if hold > 0 {
+		part.budget.CoolDown(context.WithoutCancel(req.Context()), now, now.Add(hold))
+	}
+	part.signal()
+}
+
+// headerRate returns the refill rate q implies, made exact despite counts
+// rounded down: a refilling bucket that shows Remaining whole units out of
+// Limit may hold nearly one more, so one answer only bounds the rate,
+// between (Limit-Remaining-1)/Reset and (Limit-Remaining)/Reset. The pacer
+// intersects the bounds of successive answers, which close in on the true
+// rate, and uses the upper one where Reset is exact. The bucket's sync to
+// Remaining absorbs what error is left.
+//
+// It also reports whether the rate is precise enough to pace by: a reset
+// rounded to whole seconds leaves a refilling bucket's rate loose until the
+// bounds close in (a bucket that refills in a few hundred milliseconds
+// shows a reset of "1s" whatever its rate), and then the learner finds the
+// rate while the headers still state the burst and what is left.
+func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precise bool) {
+	r := q.refillRate()
+	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
+		// A window with no stated length: what is left must last until
+		// the reset, so spread it evenly over the time to the reset.
+		return float64(q.Remaining) / q.Reset.Seconds(), true
+	}
+	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
+		return r, true
+	}
+	n := q.Limit - q.Remaining
+	if n < 1 {
+		return 0, true // a full bucket tells nothing of the rate
+	}
+	// Reset may be rounded up to whole seconds (every dialect but
+	// OpenAI's durations): then the refill may take up to 1s less.
+	gran := time.Second
+	if q.Source == "openai" {
+		gran = 0
+	}
+	lo, hi := float64(n-1)/q.Reset.Seconds(), math.Inf(1)
+	if q.Reset > gran {
+		hi = float64(n) / (q.Reset - gran).Seconds()
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	i := 0
+	if q.Name != "requests" {
+		i = 1
+	}
+	b := &part.hdr[i]
+	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+		// Stale, or the rate changed: start over.
+		*b = rateBounds{lo: lo, hi: hi, at: now}
+	}
+	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
+	if gran > 0 || math.IsInf(b.hi, 1) {
+		// Stay on the safe side: the lower bound, precise once the
+		// bounds are within a tenth of each other.
+		return b.lo, b.lo > 0 && b.hi <= b.lo*1.1
+	}
+	// The upper bound, which is (Limit-Remaining)/Reset as the server
+	// states it: the lower one is far off while the pacer keeps the bucket
+	// nearly full (one unit short gives 0), and would hold the pacer at a
+	// fraction of the rate for good. A rate a little high is caught by the
+	// sync to Remaining, which holds the pacer at the server's count.
+	return b.hi, true
+}
+
+// rateBounds is the interval a refilling bucket's rate must lie in, given
+// every header seen since at.
+type rateBounds struct {
+	lo, hi float64
+	at     time.Time
+}
+
+// Share: the part of a header-stated limit this partition takes.
+//
+// Headers state the limit of the key, and every client that uses the key
+// reads the same numbers. Clients that do not share a pacer (other
+// processes, other Transports) would each send at the full rate; the 429s
+// they meet despite the headers are the sign. Each new cool-down while
+// headers are trusted halves the partition's share of the stated rate,
+// burst and remaining count (never below a sixteenth), once the headers
+// have been trusted for a second; every second without one gives back a
+// twentieth of the full rate. The clients' shares then settle near their
+// fair part, as TCP's do. A single client sees no 429 once it paces by the
+// headers, so its share stays whole. With WithLimiter the budget is the
+// Limiter's, shared by design, and the share stays whole too.
+const (
+	minShare     = 1.0 / 16
+	shareRecover = 0.05 // of the full rate, per second without a cool-down
+	shareGrace   = time.Second
+)
+
+// shareAt returns the partition's share at now, recovering it for the
+// time since its last change.
+func (part *partition) shareAt(now time.Time) float64 {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.share < 1 {
+		if steps := math.Floor(now.Sub(part.shareChanged).Seconds()); steps >= 1 {
+			part.share = min(1, part.share+shareRecover*steps)
+			// Keep the part of a second not yet counted.
+			part.shareChanged = part.shareChanged.Add(time.Duration(steps) * time.Second)
+		}
+	}
+	return part.share
+}
+
+// cutShare halves the share after a cool-down met while headers are
+// trusted: the limit they state is shared with other clients.
+func (part *partition) cutShare(now time.Time) {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if now.Sub(part.headersSince) < shareGrace {
+		// Answers that were in flight when the first headers arrived
+		// can meet a 429 even when this client is alone on the key.
+		return
+	}
+	part.share = max(part.share/2, minShare)
+	part.shareChanged = now
+}
+
+// hasRateLimitHeaders is a cheap test that spares responses without any
+// rate-limit header the cost of parsing: every dialect's header names
+// contain "Ratelimit" in canonical form.
+func hasRateLimitHeaders(h http.Header) bool {
+	for k := range h {
+		if strings.Contains(k, "Ratelimit") {
+			return true
+		}
+	}
+	return false
+}
