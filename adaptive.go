@@ -52,8 +52,9 @@ const (
 	minWindow = 50 * time.Millisecond
 
 	// minEstimateCount is the fewest accepted sends a window must hold to
-	// estimate a rate from.
-	minEstimateCount = 4
+	// estimate a rate from: with fewer, a count off by one is a rate off
+	// by a quarter.
+	minEstimateCount = 8
 
 	// coldWindowGrowth is how often the cold start's in-flight window
 	// doubles while answers are slow to come: a slow first answer (a long
@@ -69,6 +70,12 @@ const (
 	// doubles the hold, up to maxWindowHold.
 	minWindowHold = time.Second
 	maxWindowHold = 16 * time.Second
+
+	// minCap is the lowest in-flight level at which a refusal is taken for
+	// a concurrency cap's: below it, refusals are a rate's (no API caps
+	// concurrency that low, and at one or two requests in flight the two
+	// cannot be told apart).
+	minCap = 4
 
 	// tentativeGrowth is how often an unconfirmed in-flight limit widens.
 	tentativeGrowth = 50 * time.Millisecond
@@ -178,6 +185,7 @@ type learner struct {
 	coldEnd      time.Time
 	coldAccepted int
 	coldSpan     time.Duration // from the cold start to its first refusal
+	searched     bool          // a rate search has started since
 
 	// The in-flight limit: window (0 for none), and the most requests
 	// accepted together since the last refusal.
@@ -185,6 +193,9 @@ type learner struct {
 	windowAt   time.Time // when window last changed, for growth
 	windowHold time.Duration
 	inFlightOK int
+	// inFlightOKBefore is the same count before the last refusal, so that
+	// a refusal soon after another still compares with a full picture.
+	inFlightOKBefore int
 	capped     bool // window is a learned concurrency cap, not the cold start's
 	// sure: a second refusal confirmed the cap. The cold start's first
 	// refusal looks the same under a cap and under a rate, so until then
@@ -296,18 +307,19 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 		}
 	}
 	l.inFlightOK = max(l.inFlightOK, inFlight)
-	if l.coldEnd.IsZero() || sent.Before(l.coldEnd) {
+	if l.coldEnd.IsZero() || !sent.After(l.coldEnd) {
 		l.coldAccepted++
 		if !l.coldEnd.IsZero() {
 			l.maxBurst = max(l.maxBurst, float64(l.coldAccepted))
 			l.refineBurst()
 		}
 	}
-	if l.window > 0 && !l.capped {
-		// The cold start's window opens by one per answer: it doubles
-		// every round trip while requests keep it full.
+	if l.window > 0 && !l.sure {
+		// The cold start's window, or a cap not yet confirmed, opens
+		// by one per answer: it doubles every round trip while requests
+		// keep it full.
 		if l.window++; l.window >= maxColdWindow {
-			l.window = 0
+			l.window, l.capped = 0, false
 		}
 		l.windowAt = now
 	}
@@ -317,39 +329,65 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 // refused records that the server refused a request sent at sent, when
 // inFlight requests (it included) were out. It reports whether the refusal
 // is explained by a concurrency cap, in which case the rate is untouched.
-func (l *learner) refused(now, sent time.Time, inFlight int) (concurrency bool) {
+//
+// A refused probe (probe set) tells the learner nothing new: it was sent
+// into a bucket known to be empty, early on purpose. It only moves the
+// point the delivery rate is measured from.
+func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concurrency bool) {
 	if !sent.After(l.refusedAt) && !l.refusedAt.IsZero() {
 		return false // answered late: the refusal it follows said it already
 	}
+	if probe && !l.coldEnd.IsZero() {
+		l.refusedAt, l.sinceRefusal = sent, 0
+		if l.capped && inFlight < max(l.inFlightOK, l.inFlightOKBefore)-1 {
+			// Refused with the others out of the way: not a cap. A rate
+			// it is, to search for.
+			l.window, l.capped, l.sure = 0, false, false
+			if !l.searched {
+				l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+			}
+		}
+		return false
+	}
 	prevRefusal := l.refusedAt
+	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	defer func() {
-		l.refusedAt, l.sinceRefusal, l.inFlightOK = sent, 0, 0
+		l.refusedAt, l.sinceRefusal = sent, 0
+		l.inFlightOKBefore, l.inFlightOK = l.inFlightOK, 0
 	}()
 	if l.trusted(now) {
 		return false
 	}
-
-	dbg(now, "refusal sent=%s inflight=%d okpeak=%d window=%d capped=%v", sent.Format("05.000"), inFlight, l.inFlightOK, l.window, l.capped)
-	if inFlight > max(l.inFlightOK, 1) && (!l.capped || inFlight > l.window) {
-		// Refused where nothing was accepted: a cap at the level that was.
-		if l.capped && l.window > 0 && inFlight > l.window {
-			if l.sure {
-				l.windowHold = min(2*l.windowHold, maxWindowHold)
-			}
-			l.sure = true
-		}
-		l.window, l.windowAt, l.capped = max(l.inFlightOK, 1), now, true
-		if l.phase != unlimited || l.coldAccepted == 0 {
-			return true
-		}
-		// A cold start's first refusal is both a cap's signature and a
-		// rate's: keep the window, and search for a rate too.
-	} else if l.capped {
-		// Refused where requests are accepted: not a cap.
-		l.window, l.capped, l.sure = 0, false, false
+	cold := l.coldEnd.IsZero()
+	if cold {
+		l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
+		l.burst, l.maxBurst = float64(max(l.coldAccepted, 1)), float64(max(l.coldAccepted, 1))
 	}
-	if l.window > 0 && !l.capped {
-		l.window = 0 // the cold start is over
+
+	dbg(now, "refusal sent=%s inflight=%d okpeak=%d window=%d capped=%v sure=%v", sent.Format("05.000"), inFlight, okPeak, l.window, l.capped, l.sure)
+	if inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1 {
+		// Refused at the highest level anything was accepted at, or
+		// above: a cap just below it. (Our count and the server's differ
+		// by the answers on their way, hence the level itself counts.)
+		// The cold start's first refusal looks the same under a rate
+		// (its burst ran out in the order requests left), so the cap is
+		// tentative then, and starts at half that level.
+		c := max(min(okPeak, inFlight-1), 1)
+		switch {
+		case cold:
+			l.window, l.sure = max(c/2, 1), false
+		case l.capped && l.sure:
+			l.windowHold = min(2*l.windowHold, maxWindowHold)
+			l.window = c
+		default:
+			l.window, l.sure = c, l.capped
+		}
+		l.windowAt, l.capped = now, true
+		return true
+	}
+	if l.capped || l.window > 0 {
+		// Refused where requests are accepted: a rate, not a cap.
+		l.window, l.capped, l.sure = 0, false, false
 	}
 
 	r := l.rate(now)
@@ -357,17 +395,18 @@ func (l *learner) refused(now, sent time.Time, inFlight int) (concurrency bool) 
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
 	defer func() {
-		dbg(now, "refused sent=%s inflight=%d okpeak? phase %d->%d rate %.1f -> %.1f est %.1f limit %.1f burst %.1f since %d window %d capped %v", sent.Format("05.000"), inFlight, 0, l.phase, r, l.rate(now), est, l.limit, l.burst, l.sinceRefusal, l.window, l.capped)
+		dbg(now, "refused sent=%s inflight=%d phase %d->%d rate %.1f -> %.1f est %.1f limit %.1f burst %.1f since %d window %d capped %v", sent.Format("05.000"), inFlight, 0, l.phase, r, l.rate(now), est, l.limit, l.burst, l.sinceRefusal, l.window, l.capped)
 	}()
 	switch l.phase {
 	case unlimited:
-		if l.coldEnd.IsZero() && l.coldAccepted > 0 {
-			l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
-			l.burst, l.maxBurst = float64(l.coldAccepted), float64(l.coldAccepted)
+		switch {
+		case !l.searched:
+			// The first refusal of a rate: search from what the cold
+			// start got through, spread over its length and a lead.
 			l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
-		} else if est > 0 {
+		case est > 0:
 			l.startHold(now, est)
-		} else {
+		default:
 			// Unlimited for a while and refused: search from what got
 			// through recently.
 			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
@@ -376,12 +415,16 @@ func (l *learner) refused(now, sent time.Time, inFlight int) (concurrency bool) 
 		if est > 0 {
 			l.startHold(now, est)
 			l.refineBurst()
+			if sent.Sub(prevRefusal) < time.Second/2 {
+				// Measured over a short window, the estimate may be
+				// well below the limit: climb from it at once.
+				l.phase = climbing
+			}
 		} else {
 			l.startSearch(now, r/2)
 		}
 	case holding, climbing:
-		switch {
-		case r > l.limit*1.02:
+		if r > l.limit*1.02 {
 			// A climb past the estimate found the edge.
 			if est <= l.limit*1.02 {
 				l.hold = min(2*l.hold, maxHold)
@@ -389,16 +432,14 @@ func (l *learner) refused(now, sent time.Time, inFlight int) (concurrency bool) 
 				l.hold = minHold
 			}
 			l.startHold(now, max(est, l.limit))
-		default:
-			// Refused at or below the estimate: the limit fell, or is
-			// shared now. Measure afresh from here.
-			l.regime = sent
-			l.hold = minHold
-			l.startHold(now, max(est, r*refusalCut/sendMargin, l.floor))
-			if est == 0 {
-				l.limit = max(r*refusalCut/sendMargin, l.floor)
-			}
+			break
 		}
+		// Refused at or below the estimate: the limit fell, or another
+		// client shares it now. Cut, and measure afresh from here: what
+		// was measured before may describe the old limit.
+		l.regime = sent
+		l.hold = minHold
+		l.startHold(now, r*refusalCut/sendMargin)
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
@@ -448,6 +489,7 @@ func (l *learner) refineBurst() {
 
 func (l *learner) startSearch(now time.Time, base float64) {
 	l.phase, l.phaseAt, l.base = searching, now, max(base, l.floor)
+	l.searched = true
 }
 
 func (l *learner) startHold(now time.Time, limit float64) {
@@ -555,7 +597,7 @@ func (s *slotRing) add(t time.Time) {
 // sends accepted in a window of w seconds that starts no earlier than from.
 func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float64 {
 	e := slotOf(end)
-	if e > s.last+slotCount {
+	if s.last == 0 || e > s.last+slotCount {
 		return 0
 	}
 	first := max(slotOf(from), e-slotCount+1, s.last-slotCount+1)
@@ -573,6 +615,9 @@ func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float6
 
 // rate returns the accepted sends per second over the span before end.
 func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
+	if s.last == 0 {
+		return 0
+	}
 	e := min(slotOf(end), s.last)
 	n := min(int64(span/slotWidth), slotCount)
 	k := 0

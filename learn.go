@@ -72,7 +72,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 
 	concurrency := false
 	if throttled {
-		concurrency = part.learn.refused(now, t.sent, t.inFlight)
+		concurrency = part.learn.refused(now, t.sent, t.inFlight, t.probe)
 	}
 	if concurrency && !hinted {
 		// The in-flight limit holds the others; the refused request
@@ -101,10 +101,18 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil
+	limits, update := part.rateUpdate(now)
 	part.mu.Unlock()
 
+	ctx := context.WithoutCancel(req.Context())
+	if update {
+		// The new rate first, so that the budget refills at it from the
+		// cool-down on.
+		part.budget.SetLimits(ctx, now, limits)
+		p.reportRate(req, part, limits.Requests.Rate)
+	}
 	if closed {
-		part.budget.CoolDown(context.WithoutCancel(req.Context()), now, probeAt)
+		part.budget.CoolDown(ctx, now, probeAt)
 		if cut {
 			// A Limiter of the caller's (Redis, say) already holds one
 			// budget for all its clients.
