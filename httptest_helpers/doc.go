@@ -7,8 +7,13 @@
 //
 //   - Scripted replays a fixed sequence of answers (a 429, then a 200, a
 //     slow stream, a dropped connection) and records every request.
-//   - API enforces a token-bucket limit on requests and, optionally, on
-//     tokens, and answers with the rate-limit headers of a chosen vendor.
+//   - API enforces the limits of a Config, the way real APIs do: a token
+//     bucket of requests, fixed or sliding window quotas, a token bucket of
+//     tokens, a cap on requests in flight, limits per credential and per
+//     model, limits that change on a schedule, spells of overload and a
+//     penalty box. Its refusals announce their wait in any of the usual
+//     formats (RetryAfter) and carry the rate-limit headers of a chosen
+//     vendor (Dialect).
 //
 // Each fake can be used over real loopback sockets (URL, Client) or entirely
 // in memory (Transport, Handler). The listener opens only on the first call
@@ -16,6 +21,7 @@
 // That matters under testing/synctest: a goroutine blocked on a real socket
 // is not durably blocked, so the fake clock would never advance. Through
 // Transport, every wait in a fake (Delay, Latency, stream intervals) runs on
-// the bubble's clock, and the limiter reads time.Now at each request, so
-// runs are exactly reproducible.
+// the bubble's clock, and the limits read time.Now at each request and start
+// no goroutine, so runs are exactly reproducible, and behave the same over
+// a socket.
 package pacetest
