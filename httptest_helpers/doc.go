@@ -1,5 +1,6 @@
 // Package pacetest provides fake rate-limited HTTP APIs for testing clients
-// that pace and retry requests. Its import path is
+// that pace and retry requests, and a harness that measures such clients
+// against them. Its import path is
 // github.com/pacehttp/pacehttp/httptest_helpers; its package name is pacetest.
 //
 // There are two fakes, both shaped like net/http/httptest.Server: a
@@ -24,4 +25,14 @@
 // the bubble's clock, and the limits read time.Now at each request and start
 // no goroutine, so runs are exactly reproducible, and behave the same over
 // a socket.
+//
+// The harness: a Scenario is a server's Config and the work clients must get
+// through it; Scenarios lists the matrix the project holds its pacer to.
+// Scenario.Bound computes the physical bound, what a client that knows the
+// server's rules could achieve, by running the API's own rules ahead of
+// time. Runner.Run drives clients built by the caller through a scenario,
+// in memory or over loopback, and returns the figures that say how close
+// they came: time over the bound, 429s, failures, latency added, adaptation
+// to limit changes, sharing of one key, politeness. NaiveRetry is the retry
+// loop every client should beat.
 package pacetest
