@@ -2,6 +2,7 @@ package pacetest
 
 import (
 	"container/heap"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -401,8 +402,9 @@ func (s Scenario) boundAfter(start, t time.Time, answers []Answer, done []int) B
 	adm.noPenalty = true
 
 	o := newOracle(s, adm, start)
-	for i, d := range decided {
-		a := answers[i]
+	inService := slices.Sorted(maps.Keys(decided)) // in the order of the run
+	for _, i := range inService {
+		a, d := answers[i], decided[i]
 		end := a.Done
 		if end.IsZero() {
 			end = a.Time.Add(a.Service)
