@@ -44,27 +44,30 @@ func (d Dialect) String() string {
 	return "Dialect(" + strconv.Itoa(int(d)) + ")"
 }
 
-// bucket is the state of one token bucket at the instant of an answer.
-// A zero rate means the limit does not exist and gets no headers.
-type bucket struct {
-	limit  int
-	tokens float64
-	rate   float64
+// quota is the state of one limit at the instant of an answer, as the
+// rate-limit headers describe it. A zero limit means the limit does not
+// exist and gets no headers.
+type quota struct {
+	limit     int
+	remaining int
+	untilNext time.Duration // until remaining goes up by one; zero when full
+	untilFull time.Duration // until remaining is the whole limit again
+	window    time.Duration // the period the limit is stated over (IETF's w)
 }
 
-func (b bucket) remaining() int { return max(0, int(math.Floor(b.tokens))) }
-
-// untilFull is how long until the bucket holds its whole limit again.
-func (b bucket) untilFull() time.Duration {
-	return seconds((float64(b.limit) - b.tokens) / b.rate)
-}
-
-// untilNext is how long until remaining goes up by one; zero when full.
-func (b bucket) untilNext() time.Duration {
-	if b.tokens >= float64(b.limit) {
-		return 0
+// bucketQuota describes a token bucket of size limit holding tokens,
+// refilled at rate per second.
+func bucketQuota(limit int, tokens, rate float64) quota {
+	q := quota{
+		limit:     limit,
+		remaining: max(0, int(math.Floor(tokens))),
+		untilFull: seconds((float64(limit) - tokens) / rate),
+		window:    seconds(float64(limit) / rate),
 	}
-	return seconds((math.Floor(b.tokens) + 1 - b.tokens) / b.rate)
+	if tokens < float64(limit) {
+		q.untilNext = seconds((math.Floor(tokens) + 1 - tokens) / rate)
+	}
+	return q
 }
 
 // seconds converts to a Duration, rounding up to the millisecond so that a
@@ -82,16 +85,16 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-func writeRateHeaders(h http.Header, d Dialect, now time.Time, req, tok bucket) {
+func writeRateHeaders(h http.Header, d Dialect, now time.Time, req, tok quota) {
 	type named struct {
 		name string
-		b    bucket
+		b    quota
 	}
 	var bs []named
-	if req.rate > 0 {
+	if req.limit > 0 {
 		bs = append(bs, named{"requests", req})
 	}
-	if tok.rate > 0 {
+	if tok.limit > 0 {
 		bs = append(bs, named{"tokens", tok})
 	}
 	if len(bs) == 0 {
@@ -102,14 +105,14 @@ func writeRateHeaders(h http.Header, d Dialect, now time.Time, req, tok bucket) 
 	case OpenAI:
 		for _, x := range bs {
 			h.Set("X-Ratelimit-Limit-"+x.name, itoa(x.b.limit))
-			h.Set("X-Ratelimit-Remaining-"+x.name, itoa(x.b.remaining()))
-			h.Set("X-Ratelimit-Reset-"+x.name, x.b.untilFull().String())
+			h.Set("X-Ratelimit-Remaining-"+x.name, itoa(x.b.remaining))
+			h.Set("X-Ratelimit-Reset-"+x.name, x.b.untilFull.String())
 		}
 	case Anthropic:
 		for _, x := range bs {
 			h.Set("Anthropic-Ratelimit-"+x.name+"-Limit", itoa(x.b.limit))
-			h.Set("Anthropic-Ratelimit-"+x.name+"-Remaining", itoa(x.b.remaining()))
-			full := now.Add(x.b.untilFull())
+			h.Set("Anthropic-Ratelimit-"+x.name+"-Remaining", itoa(x.b.remaining))
+			full := now.Add(x.b.untilFull)
 			// RFC 3339 without fractions: round up so the time is not early.
 			if t := full.Truncate(time.Second); t.Before(full) {
 				full = t.Add(time.Second)
@@ -127,23 +130,23 @@ func writeRateHeaders(h http.Header, d Dialect, now time.Time, req, tok bucket) 
 				policy += ", "
 				state += ", "
 			}
-			window := max(1, ceilSeconds(seconds(float64(x.b.limit)/x.b.rate)))
+			window := max(1, ceilSeconds(x.b.window))
 			policy += id + ";q=" + itoa(x.b.limit) + ";w=" + strconv.FormatInt(window, 10)
-			state += id + ";r=" + itoa(x.b.remaining()) + ";t=" + strconv.FormatInt(ceilSeconds(x.b.untilNext()), 10)
+			state += id + ";r=" + itoa(x.b.remaining) + ";t=" + strconv.FormatInt(ceilSeconds(x.b.untilNext), 10)
 		}
 		h.Set("RateLimit-Policy", policy)
 		h.Set("RateLimit", state)
 	case Legacy:
 		b := bs[0].b
 		h.Set("RateLimit-Limit", itoa(b.limit))
-		h.Set("RateLimit-Remaining", itoa(b.remaining()))
-		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(b.untilNext()), 10))
+		h.Set("RateLimit-Remaining", itoa(b.remaining))
+		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(b.untilNext), 10))
 	case GitHub:
 		b := bs[0].b
 		h.Set("X-Ratelimit-Limit", itoa(b.limit))
-		h.Set("X-Ratelimit-Remaining", itoa(b.remaining()))
-		h.Set("X-Ratelimit-Used", itoa(b.limit-b.remaining()))
-		next := now.Add(b.untilNext())
+		h.Set("X-Ratelimit-Remaining", itoa(b.remaining))
+		h.Set("X-Ratelimit-Used", itoa(b.limit-b.remaining))
+		next := now.Add(b.untilNext)
 		h.Set("X-Ratelimit-Reset", strconv.FormatInt(next.Unix()+boolInt(next.Nanosecond() > 0), 10))
 		h.Set("X-Ratelimit-Resource", "core")
 	}
