@@ -44,7 +44,7 @@ const (
 
 	// slotWidth and slotCount shape the histogram of accepted sends the
 	// learner keeps to measure rates over windows ending at a refusal.
-	slotWidth = 10 * time.Millisecond
+	slotWidth = 20 * time.Millisecond
 	slotCount = 128
 
 	// minWindow is the shortest window a rate is measured over: a shorter
@@ -55,6 +55,10 @@ const (
 	// estimate a rate from: with fewer, a count off by one is a rate off
 	// by a quarter.
 	minEstimateCount = 8
+
+	// fewSamples is the count of requests in the second before a refusal
+	// under which the estimate is coarse.
+	fewSamples = 20
 
 	// coldWindowGrowth is how often the cold start's in-flight window
 	// doubles while answers are slow to come: a slow first answer (a long
@@ -76,6 +80,21 @@ const (
 	// concurrency that low, and at one or two requests in flight the two
 	// cannot be told apart).
 	minCap = 4
+
+	// costlySlowdown is how many times slower the learner searches and
+	// climbs when refusals cost a second or more each, and costlyHold how
+	// many times that cost it holds an estimate before climbing.
+	costlySlowdown = 4
+	costlyHold     = 4
+
+	// longClosure is how long the gate must have stayed closed for the
+	// delivery rate not to be measured across it: a short one (a probe
+	// after the refill time) leaves a unit or two unused at most.
+	longClosure = 100 * time.Millisecond
+
+	// burstSpan is how soon after a long closure a refusal is taken for
+	// the burst's, which found the server's bucket smaller than thought.
+	burstSpan = 50 * time.Millisecond
 
 	// tentativeGrowth is how often an unconfirmed in-flight limit widens.
 	tentativeGrowth = 50 * time.Millisecond
@@ -180,7 +199,9 @@ type learner struct {
 	// The cold start: when it began, and what it got through, counting the
 	// requests that left before its first refusal was answered (coldEnd)
 	// and were accepted, whenever their answers came: a refusal is answered
-	// faster than a success.
+	// faster than a success. A cold start's refusal is taken for a cap's
+	// only if answers have come back from about as many requests out at
+	// once: with slow answers, nothing is known yet of the levels served.
 	coldFrom     time.Time
 	coldEnd      time.Time
 	coldAccepted int
@@ -202,10 +223,17 @@ type learner struct {
 	// the window widens fast (tentativeGrowth), and a rate that is the real
 	// limit soon meets refusals below it that lift the window.
 	sure bool
+	// rateSeen: a refusal came where requests were being accepted, or a
+	// probe was refused with the others out of the way. The limit is a
+	// rate then, and no cap is inferred from later refusals.
+	rateSeen bool
 
 	headersAt time.Time // when headers last stated the limits
 
-	boundAt    time.Time // when the rate last held a request back
+	cost       time.Duration // what refusals cost lately: how long the gate stayed closed
+	openedAt    time.Time // when the gate last opened after a long closure
+	sinceOpened int       // requests accepted that left since
+	boundAt    time.Time     // when the rate last held a request back
 	advancedAt time.Time // when advance last ran
 }
 
@@ -231,7 +259,7 @@ func (l *learner) rate(now time.Time) float64 {
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
-		x := now.Sub(l.phaseAt).Seconds()
+		x := now.Sub(l.phaseAt).Seconds() / l.slowed(time.Second).Seconds()
 		return max(l.limit*sendMargin*(1+climbGain*x*x), l.floor)
 	case fixed:
 		// A stated rate lowered by refusals comes back over a hold.
@@ -257,7 +285,7 @@ func (l *learner) advance(now time.Time) {
 	l.advancedAt = now
 	switch l.phase {
 	case holding:
-		if now.Sub(l.phaseAt) >= l.hold {
+		if now.Sub(l.phaseAt) >= max(l.hold, costlyHold*l.cost) {
 			l.phase, l.phaseAt = climbing, now
 		}
 	case climbing:
@@ -286,6 +314,28 @@ func (l *learner) advance(now time.Time) {
 	}
 }
 
+// reopened records that the gate opened at now after d closed: what the last
+// refusal cost. Refusals that cost long (a long Retry-After, a penalty box
+// that every early probe extends) make the learner careful: its climbs slow
+// down, and its holds lengthen, in proportion.
+//
+// The delivery rate is not measured across a closed gate: the server's
+// bucket refilled meanwhile, up to its burst, and none of it was used.
+func (l *learner) reopened(now time.Time, d time.Duration) {
+	l.cost = max(l.cost/2, d)
+	if d > longClosure {
+		l.openedAt, l.sinceOpened = now, 0
+	}
+}
+
+// slowed returns d stretched by the cost of refusals: d as is when they
+// cost no more than a refill, up to costlySlowdown times d when they cost
+// a second or more.
+func (l *learner) slowed(d time.Duration) time.Duration {
+	f := min(max(l.cost.Seconds()/time.Second.Seconds(), 0), 1)
+	return time.Duration(float64(d) * (1 + (costlySlowdown-1)*f))
+}
+
 // bound records that at now the rate held a request back: searches and
 // climbs advance only while it does, so that a rate nobody sends at (the
 // window binds, or there is little to send) does not grow out of reach.
@@ -297,6 +347,9 @@ func (l *learner) bound(now time.Time) { l.boundAt = now }
 func (l *learner) accepted(now, sent time.Time, inFlight int) {
 	if sent.After(l.refusedAt) {
 		l.sinceRefusal++
+	}
+	if !l.openedAt.IsZero() && !sent.Before(l.openedAt) {
+		l.sinceOpened++
 	}
 	if l.refine.active {
 		if !sent.After(l.refine.end) && sent.After(l.refine.prev) {
@@ -323,8 +376,17 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 		}
 		l.windowAt = now
 	}
-	l.sends.add(sent)
 }
+
+// left records that a request left at now. Until its answer comes it
+// counts as accepted in the rates measured: refusals are answered at once,
+// successes only once served, so a request still out when a refusal comes
+// back was most likely let through.
+func (l *learner) left(now time.Time) { l.sends.add(now, 1) }
+
+// unanswered records that a request sent at sent was not accepted after
+// all (an overloaded answer, a transport error).
+func (l *learner) unanswered(sent time.Time) { l.sends.add(sent, -1) }
 
 // refused records that the server refused a request sent at sent, when
 // inFlight requests (it included) were out. It reports whether the refusal
@@ -334,14 +396,24 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 // into a bucket known to be empty, early on purpose. It only moves the
 // point the delivery rate is measured from.
 func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concurrency bool) {
+	l.sends.add(sent, -1)
+	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
+		// A refusal of the cold start's last round, answered after its
+		// first: that request was counted in the burst.
+		l.coldAccepted--
+		l.maxBurst = min(l.maxBurst, float64(l.coldAccepted))
+		l.refineBurst()
+	}
 	if !sent.After(l.refusedAt) && !l.refusedAt.IsZero() {
 		return false // answered late: the refusal it follows said it already
 	}
+	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	if probe && !l.coldEnd.IsZero() {
 		l.refusedAt, l.sinceRefusal = sent, 0
-		if l.capped && inFlight < max(l.inFlightOK, l.inFlightOKBefore)-1 {
-			// Refused with the others out of the way: not a cap. A rate
-			// it is, to search for.
+		if inFlight < okPeak-1 || inFlight < minCap {
+			// Refused with the others out of the way: not a cap, but
+			// a rate, to search for if the learner has no rate yet.
+			l.rateSeen = true
 			l.window, l.capped, l.sure = 0, false, false
 			if !l.searched {
 				l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
@@ -350,7 +422,6 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		return false
 	}
 	prevRefusal := l.refusedAt
-	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	defer func() {
 		l.refusedAt, l.sinceRefusal = sent, 0
 		l.inFlightOKBefore, l.inFlightOK = l.inFlightOK, 0
@@ -361,17 +432,24 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 	cold := l.coldEnd.IsZero()
 	if cold {
 		l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
+		if n, ok := l.sends.count(l.coldFrom.Add(-slotWidth), sent.Add(-slotWidth)); ok {
+			// Counting the requests still out: with slow answers, few
+			// of the successes are in yet.
+			l.coldAccepted = max(l.coldAccepted, n)
+		}
 		l.burst, l.maxBurst = float64(max(l.coldAccepted, 1)), float64(max(l.coldAccepted, 1))
 	}
 
 	dbg(now, "refusal sent=%s inflight=%d okpeak=%d window=%d capped=%v sure=%v", sent.Format("05.000"), inFlight, okPeak, l.window, l.capped, l.sure)
-	if inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1 {
+	if !l.rateSeen && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1) && (!cold || 2*okPeak >= inFlight) {
 		// Refused at the highest level anything was accepted at, or
 		// above: a cap just below it. (Our count and the server's differ
 		// by the answers on their way, hence the level itself counts.)
-		// The cold start's first refusal looks the same under a rate
-		// (its burst ran out in the order requests left), so the cap is
-		// tentative then, and starts at half that level.
+		// A rate's refusals can look the same (a burst runs out in the
+		// order requests left), so the first such refusal makes the cap
+		// tentative, at half the level after a cold start, and the rate
+		// is learned as well; the second confirms it, and the rate is
+		// let go.
 		c := max(min(okPeak, inFlight-1), 1)
 		switch {
 		case cold:
@@ -384,14 +462,17 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		}
 		l.windowAt, l.capped = now, true
 		return true
-	}
-	if l.capped || l.window > 0 {
-		// Refused where requests are accepted: a rate, not a cap.
+	} else {
+		// Refused where requests are accepted: a rate, not a cap. Once
+		// a rate has shown itself, refusals at any level are its: a
+		// burst that runs out looks like a cap.
+		l.rateSeen = true
 		l.window, l.capped, l.sure = 0, false, false
 	}
 
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
+	dbg(now, "estimate: maxBurst %.1f window-est %.1f regime %s openedAt %s prev %s", l.maxBurst, l.sends.bestRate(sent, l.maxBurst, l.regime), l.regime.Format("05.000"), l.openedAt.Format("05.000"), prevRefusal.Format("05.000"))
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
 	defer func() {
@@ -412,6 +493,12 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
 		}
 	case searching:
+		if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+			// Few requests to measure over: the estimate is coarse, and
+			// the rate the search was refused at is not far above the
+			// limit (it doubles at most every searchDoubling).
+			est = max(est, r/2)
+		}
 		if est > 0 {
 			l.startHold(now, est)
 			l.refineBurst()
@@ -434,6 +521,16 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 			l.startHold(now, max(est, l.limit))
 			break
 		}
+		if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) {
+			// Refused in the burst that followed a long closure: the
+			// burst, not the rate, was too much. What got through since
+			// the opening is what the server's bucket held.
+			if n := l.sinceOpened; n > 0 {
+				l.maxBurst = min(l.maxBurst, float64(n))
+				l.burst = min(l.burst, float64(n))
+			}
+			break
+		}
 		// Refused at or below the estimate: the limit fell, or another
 		// client shares it now. Cut, and measure afresh from here: what
 		// was measured before may describe the old limit.
@@ -452,7 +549,10 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 // accepted that left between the two.
 func (l *learner) estimate(now, sent, prev time.Time, since int) float64 {
 	best := 0.0
-	if !prev.IsZero() && !prev.Before(l.regime) {
+	if !prev.IsZero() && !prev.Before(l.regime) && !prev.Before(l.openedAt) {
+		if n, ok := l.sends.count(prev, sent); ok {
+			since = max(since, n)
+		}
 		if w := sent.Sub(prev); w >= minWindow && since >= minEstimateCount {
 			best = float64(since-1) / w.Seconds()
 		}
@@ -568,8 +668,8 @@ func (l *learner) drained(now, sent time.Time) {
 	}
 }
 
-// A slotRing counts accepted sends by the time they left, in slots of
-// slotWidth, over the last slotCount slots.
+// A slotRing counts the sends that were not refused, by the time they
+// left, in slots of slotWidth, over the last slotCount slots.
 type slotRing struct {
 	counts [slotCount]uint16
 	last   int64 // absolute index of the newest slot; 0 before the first
@@ -577,10 +677,11 @@ type slotRing struct {
 
 func slotOf(t time.Time) int64 { return t.UnixNano() / int64(slotWidth) }
 
-func (s *slotRing) add(t time.Time) {
+// add adds d to the count of the slot of t, if the ring still holds it.
+func (s *slotRing) add(t time.Time, d int) {
 	i := slotOf(t)
 	if i > s.last {
-		for j := s.last + 1; j <= i && j <= s.last+slotCount; j++ {
+		for j := max(s.last+1, i-slotCount+1); j <= i; j++ {
 			s.counts[j%slotCount] = 0
 		}
 		s.last = i
@@ -588,9 +689,22 @@ func (s *slotRing) add(t time.Time) {
 	if i <= s.last-slotCount {
 		return // older than the ring
 	}
-	if c := &s.counts[i%slotCount]; *c < math.MaxUint16 {
-		*c++
+	c := &s.counts[i%slotCount]
+	*c = uint16(min(max(int(*c)+d, 0), math.MaxUint16))
+}
+
+// count returns the sends counted in the slots after the one of from, up to
+// the one of to, and whether the ring still holds them all.
+func (s *slotRing) count(from, to time.Time) (int, bool) {
+	a, b := slotOf(from), min(slotOf(to), s.last)
+	if s.last == 0 || a <= s.last-slotCount {
+		return 0, false
 	}
+	n := 0
+	for i := a + 1; i <= b; i++ {
+		n += int(s.counts[i%slotCount])
+	}
+	return n, true
 }
 
 // bestRate returns max over windows ending at end of (k-burst)/w, for the k

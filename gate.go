@@ -22,10 +22,12 @@ const maxEarlyDelay = 10 * time.Second
 // server that refuses everything there is at most one attempt per
 // Retry-After, never a storm. A served probe opens the gate.
 //
-// How early the first probe goes is learned: at least the refill time the
-// caller gives, plus an extra that a refused early probe doubles and a
-// served one halves, so that a server that keeps its gate closed (a fixed
-// window, a penalty box) is soon probed only when it is likely to answer.
+// How early the first probe goes is learned, by bisection over closings:
+// never before the refill time the caller gives, and between the longest
+// delay after which an early probe was refused and the shortest after which
+// a probe was served, so that a server that keeps its gate closed for a
+// while (a fixed window, a penalty box) is soon probed only when it is
+// likely to answer.
 //
 // Answers to requests that left before the gate closed are stragglers of the
 // same refusal: they may lengthen the ceiling, never close it anew. A probe
@@ -44,7 +46,9 @@ type gate struct {
 	probeSent  time.Time
 	probeEarly bool // that probe left before the ceiling
 
-	extra time.Duration // learned delay added to the early probe
+	// The delays, from a closing, after which a probe was refused
+	// (tooEarly) and served (lateEnough); 0 while unknown.
+	tooEarly, lateEnough time.Duration
 }
 
 // shut records a refusal, at now, of a request that left at sent (probe if
@@ -59,11 +63,14 @@ func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duratio
 		}
 		g.closed, g.closedAt, g.failed, g.probeOut = true, now, 0, false
 		g.until = now.Add(ceiling)
-		g.probeAt = now.Add(min(ceiling, early+g.extra))
+		g.probeAt = now.Add(min(ceiling, g.earlyDelay(early)))
 		return true
 	case probe:
 		if g.probeEarly {
-			g.extra = min(max(2*g.extra, early, slotWidth), maxEarlyDelay)
+			g.tooEarly = min(max(g.tooEarly, g.probeSent.Sub(g.closedAt)), maxEarlyDelay)
+			if g.lateEnough <= g.tooEarly {
+				g.lateEnough = 0 // outdated
+			}
 		}
 		g.probeOut = false
 		g.failed++
@@ -86,11 +93,32 @@ func (g *gate) served(now, sent time.Time, probe bool) bool {
 	if !g.closed || (!probe && !sent.After(g.closedAt)) {
 		return false
 	}
-	if probe && g.probeEarly {
-		g.extra /= 2
+	if probe {
+		d := g.probeSent.Sub(g.closedAt)
+		if g.lateEnough == 0 || d < g.lateEnough {
+			g.lateEnough = d
+		}
+		if g.tooEarly >= d {
+			g.tooEarly = 0 // outdated
+		}
 	}
 	g.closed, g.openedAt, g.probeOut = false, now, false
 	return true
+}
+
+// earlyDelay returns how long after a closing the first probe goes, given
+// the refill time early.
+func (g *gate) earlyDelay(early time.Duration) time.Duration {
+	var d time.Duration
+	switch {
+	case g.tooEarly > 0 && g.lateEnough > 0:
+		d = (g.tooEarly + g.lateEnough) / 2
+	case g.tooEarly > 0:
+		d = 2 * g.tooEarly
+	default:
+		d = g.lateEnough
+	}
+	return max(d, early)
 }
 
 // wait returns how long a request must wait at now before it may leave, and

@@ -17,8 +17,16 @@ const (
 	// overloadWait is the first backoff after an overloaded answer (503,
 	// 529) without a hint, doubled for each refused probe.
 	overloadWait = 50 * time.Millisecond
-	// maxHintlessWait bounds both.
+	// maxHintlessWait bounds the first; maxOverloadWait the second, lower:
+	// an overloaded server is probed by one request at a time, which
+	// costs it little, and it may be back any moment.
 	maxHintlessWait = 10 * time.Second
+	maxOverloadWait = 250 * time.Millisecond
+
+	// overloadRun is how many overloaded answers in a row (503, 529
+	// without a hint) close the gate: fewer are the server's passing
+	// trouble, which the retry layer's repeats ride out.
+	overloadRun = 3
 )
 
 // answered teaches part what the answer to a request sent with ticket t says
@@ -34,6 +42,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		if t.probe {
 			part.gate.probeOut = false // unanswered: another may go
 		}
+		part.learn.unanswered(t.sent)
 		part.mu.Unlock()
 		part.signal()
 		return
@@ -60,9 +69,18 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	if !t.tracked {
 		part.inFlight--
 	}
+	if overloaded {
+		part.overloads++
+	} else {
+		part.overloads = 0
+	}
 	if !throttled && !overloaded {
 		part.learn.accepted(now, t.sent, t.inFlight)
+		closedAt := part.gate.closedAt
 		opened := part.gate.served(now, t.sent, t.probe)
+		if opened {
+			part.learn.reopened(now, now.Sub(closedAt))
+		}
 		part.mu.Unlock()
 		if opened || !t.tracked {
 			part.signal()
@@ -71,6 +89,15 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	}
 
 	concurrency := false
+	if !throttled {
+		part.learn.unanswered(t.sent)
+		if !hinted && !t.probe && !part.gate.closed && part.overloads < overloadRun {
+			// Overloaded now and then: the retry layer repeats the
+			// request; the server is not down.
+			part.mu.Unlock()
+			return
+		}
+	}
 	if throttled {
 		concurrency = part.learn.refused(now, t.sent, t.inFlight, t.probe)
 	}
@@ -92,7 +119,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	case throttled:
 		ceiling = min(max(refill, minHintlessWait)<<min(part.gate.failed, 20), maxHintlessWait)
 	default:
-		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxHintlessWait)
+		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxOverloadWait)
 	}
 	early := max(refill, minHintlessWait)
 	if overloaded && !hinted {

@@ -269,6 +269,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 			part.gate.sendProbe(now)
 		}
 		part.inFlight++
+		part.learn.left(now)
 		t := ticket{sent: now, inFlight: part.inFlight, probe: probe, tracked: part.tracksBodies()}
 		part.passHead()
 		part.mu.Unlock()

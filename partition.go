@@ -66,6 +66,7 @@ type partition struct {
 	sentRate   float64   // the request rate last given to the budget
 	sentRateAt time.Time // when it was given
 	sentBurst  int
+	overloads  int // overloaded answers in a row
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
