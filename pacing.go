@@ -143,8 +143,8 @@ func (p *pacer) setUp(part *partition, now time.Time) {
 // RoundTrip implements http.RoundTripper.
 func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	now := p.now()
-	host, cred := partitionKey(req, p.cfg.pace.keyFunc)
-	part := p.parts.get(host, cred, now, func(name string) *partition { return p.newPartition(name, now) })
+	host, cred, model := partitionKey(req, p.cfg.pace.keyFunc, !p.cfg.pace.sameModel)
+	part := p.parts.get(host, cred, model, now, func(name string) *partition { return p.newPartition(name, now) })
 	defer part.active.Add(-1)
 	p.setUp(part, now)
 

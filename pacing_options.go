@@ -34,6 +34,7 @@ type paceConfig struct {
 	expiry            time.Duration
 	limiter           Limiter
 	secret            []byte // nil: a random per-process secret
+	sameModel         bool   // one partition for every model of a key
 }
 
 func defaultPaceConfig() paceConfig {
@@ -73,12 +74,24 @@ func WithConcurrency(n int) PaceOption {
 }
 
 // WithKeyFunc sets how requests are grouped into partitions, each with its
-// own budget and cool-down. By default the key is the URL's host and the
-// first credential header present (Authorization, X-Api-Key, Api-Key,
-// X-Goog-Api-Key), so that separate keys never slow each other. The key is
-// kept only as a keyed hash.
+// own budget and cool-down. By default the key is the URL's host, the first
+// credential header present (Authorization, X-Api-Key, Api-Key,
+// X-Goog-Api-Key) and the model the request names (see
+// WithModelPartitions), so that separate keys and models never slow each
+// other. The key is kept only as a keyed hash.
 func WithKeyFunc(fn func(*http.Request) string) PaceOption {
 	return paceOption(func(c *config) { c.pace.keyFunc = fn })
+}
+
+// WithModelPartitions sets whether the requests of one host and credential
+// are paced apart per model, the default. OpenAI, xAI and Anthropic limit
+// each model separately, so a busy model must not slow an idle one; the
+// model is read from the top-level "model" field of a JSON body (through
+// GetBody, leaving the request untouched) or from a path such as
+// /v1beta/models/{model}:generateContent (Gemini). Pass false when a key's
+// limit covers all its models, so that they share one budget.
+func WithModelPartitions(on bool) PaceOption {
+	return paceOption(func(c *config) { c.pace.sameModel = !on })
 }
 
 // WithCostFunc sets how many tokens a request is expected to use, for the

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"hash/maphash"
 	"math"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,28 +163,6 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 	return Limits{Requests: BucketLimits{Rate: r, Burst: b, Remaining: -1}, Tokens: BucketLimits{Remaining: -1}, Source: src}, true
 }
 
-// credentialHeaders are the request headers whose value identifies the
-// caller's quota, in the order they are consulted.
-var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
-
-// partitionKey returns the raw parts of req's partition key: the host and
-// the first credential header present (or the key of keyFunc).
-func partitionKey(req *http.Request, keyFunc func(*http.Request) string) (host, cred string) {
-	if keyFunc != nil {
-		return "", keyFunc(req)
-	}
-	host = req.URL.Host
-	if host == "" {
-		host = req.Host
-	}
-	for _, h := range credentialHeaders {
-		if v := req.Header[h]; len(v) > 0 && v[0] != "" {
-			return host, v[0]
-		}
-	}
-	return host, ""
-}
-
 // partitions maps a fast keyed hash of the raw key to its partition. The
 // raw key (which may hold a credential) is never stored; the hash's seed is
 // random per process.
@@ -210,32 +187,40 @@ func newPartitions(idle time.Duration, secret []byte) *partitions {
 	return ps
 }
 
-// name returns the printable partition name: the host and a truncated
-// HMAC-SHA256 of the credential under the per-process secret.
-func (ps *partitions) name(host, cred string) string {
-	if cred == "" {
-		return host
+// name returns the printable partition name: the host, a truncated
+// HMAC-SHA256 of the credential under the per-process secret, and the
+// model, which is no secret.
+func (ps *partitions) name(host, cred, model string) string {
+	n := host
+	if cred != "" {
+		m := hmac.New(sha256.New, ps.secret[:])
+		m.Write([]byte(host))
+		m.Write([]byte{0})
+		m.Write([]byte(cred))
+		sum := hex.EncodeToString(m.Sum(nil)[:8])
+		if n == "" {
+			n = sum
+		} else {
+			n += "#" + sum
+		}
 	}
-	m := hmac.New(sha256.New, ps.secret[:])
-	m.Write([]byte(host))
-	m.Write([]byte{0})
-	m.Write([]byte(cred))
-	sum := hex.EncodeToString(m.Sum(nil)[:8])
-	if host == "" {
-		return sum
+	if model != "" {
+		n += "/" + model
 	}
-	return host + "#" + sum
+	return n
 }
 
-// get returns the partition of (host, cred), creating it with create, and
-// counts the caller as active in it until the caller lowers active again.
-// Idle partitions are swept now and then, under the same lock.
-func (ps *partitions) get(host, cred string, now time.Time, create func(name string) *partition) *partition {
+// get returns the partition of (host, cred, model), creating it with
+// create, and counts the caller as active in it until the caller lowers
+// active again. Idle partitions are swept now and then, under the same lock.
+func (ps *partitions) get(host, cred, model string, now time.Time, create func(name string) *partition) *partition {
 	var h maphash.Hash
 	h.SetSeed(ps.seed)
 	h.WriteString(host)
 	h.WriteByte(0)
 	h.WriteString(cred)
+	h.WriteByte(0)
+	h.WriteString(model)
 	k := h.Sum64()
 	n := now.UnixNano()
 
@@ -246,7 +231,7 @@ func (ps *partitions) get(host, cred string, now time.Time, create func(name str
 	}
 	p := ps.m[k]
 	if p == nil {
-		p = create(ps.name(host, cred))
+		p = create(ps.name(host, cred, model))
 		ps.m[k] = p
 	}
 	p.lastUsed = n

@@ -1,0 +1,196 @@
+package pacehttp
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// credentialHeaders are the request headers whose value identifies the
+// caller's quota, in the order they are consulted.
+var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
+
+// maxModelScan bounds how much of a JSON body is read to find its model.
+const maxModelScan = 1 << 20
+
+// partitionKey returns the raw parts of req's partition key: the host, the
+// first credential header present, and the model the request names (when
+// byModel), or the key of keyFunc alone.
+//
+// OpenAI, xAI and Anthropic limit each model separately, so a key's busy
+// model must not slow its idle one: the model is read from a JSON body's
+// top-level "model" field (through GetBody, so the request is untouched), or
+// from a path of the form .../models/{model}:method, as Google's Gemini API
+// names it.
+func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel bool) (host, cred, model string) {
+	if keyFunc != nil {
+		return "", keyFunc(req), ""
+	}
+	host = req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	for _, h := range credentialHeaders {
+		if v := req.Header[h]; len(v) > 0 && v[0] != "" {
+			cred = v[0]
+			break
+		}
+	}
+	if byModel {
+		model = requestModel(req)
+	}
+	return host, cred, model
+}
+
+// requestModel returns the model req names, or "".
+func requestModel(req *http.Request) string {
+	if m := pathModel(req.URL.Path); m != "" {
+		return m
+	}
+	if req.GetBody == nil || req.ContentLength == 0 ||
+		!strings.Contains(req.Header.Get("Content-Type"), "json") {
+		return ""
+	}
+	rc, err := req.GetBody()
+	if err != nil || rc == nil {
+		return ""
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, maxModelScan))
+	if err != nil {
+		return ""
+	}
+	return jsonModel(body)
+}
+
+// pathModel returns the model segment of a path such as
+// /v1beta/models/gemini-2.0-flash:generateContent, or "".
+func pathModel(path string) string {
+	const seg = "/models/"
+	i := strings.Index(path, seg)
+	if i < 0 {
+		return ""
+	}
+	rest := path[i+len(seg):]
+	end := strings.IndexAny(rest, ":/")
+	if end < 0 {
+		return "" // a model's own resource, not a call to it
+	}
+	return rest[:end]
+}
+
+// jsonModel returns the string value of the top-level "model" member of
+// the JSON object b, or "" if there is none or b is not an object. It scans
+// rather than decodes: members of nested objects, and strings that merely
+// contain the word, are skipped.
+func jsonModel(b []byte) string {
+	s := scanner{b: b}
+	if s.skipSpace(); !s.eat('{') {
+		return ""
+	}
+	for {
+		s.skipSpace()
+		key, ok := s.str()
+		if !ok {
+			return ""
+		}
+		if s.skipSpace(); !s.eat(':') {
+			return ""
+		}
+		s.skipSpace()
+		if bytes.Equal(key, []byte("model")) {
+			v, ok := s.str()
+			if !ok || len(v) > 256 {
+				return "" // not a model name we can use
+			}
+			return string(v)
+		}
+		if !s.skipValue() {
+			return ""
+		}
+		if s.skipSpace(); !s.eat(',') {
+			return ""
+		}
+	}
+}
+
+// A scanner walks JSON text without decoding it.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) skipSpace() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string and returns its raw contents, escapes undecoded.
+func (s *scanner) str() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			s.i += 2
+		case '"':
+			s.i++
+			return s.b[start : s.i-1], true
+		default:
+			s.i++
+		}
+	}
+	return nil, false
+}
+
+// skipValue skips one value of any kind.
+func (s *scanner) skipValue() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		_, ok := s.str()
+		return ok
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				if _, ok := s.str(); !ok {
+					return false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			s.i++
+			if depth == 0 {
+				return true
+			}
+		}
+		return false
+	default: // a number, true, false or null
+		for ; s.i < len(s.b); s.i++ {
+			switch s.b[s.i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return true
+			}
+		}
+		return true
+	}
+}
