@@ -1,10 +1,17 @@
 package pacehttp
 
-import "time"
+import (
+	"math/rand/v2"
+	"time"
+)
 
 // probeTimeout is how long a probe may go unanswered before another may
 // leave: a slow answer (a long completion) must not hold the others longer.
 const probeTimeout = time.Second
+
+// ceilingMargin is added to the server's ceiling, with a jitter of up to a
+// twentieth of it.
+const ceilingMargin = 10 * time.Millisecond
 
 // maxEarlyDelay bounds how late the learned early probe may go.
 const maxEarlyDelay = 10 * time.Second
@@ -56,6 +63,13 @@ type gate struct {
 // how soon a first probe may go. It reports whether the gate closed now.
 func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duration) bool {
 	ceiling = min(max(ceiling, 0), maxCoolDown)
+	if ceiling > 0 {
+		// Past the server's instant, not on it: a probe sent at the very
+		// end of a Retry-After may still find the gate shut (clocks
+		// differ, a penalty is restarted by it), and clients told the
+		// same instant should not all come back at it.
+		ceiling += ceilingMargin + rand.N(ceiling/20+1)
+	}
 	switch {
 	case !g.closed:
 		if sent.Before(g.openedAt) {
