@@ -122,7 +122,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxOverloadWait)
 	}
 	early := max(refill, minHintlessWait)
-	if overloaded && !hinted {
+	if overloaded && !hinted || hinted && !roundedUp(hint) {
 		early = ceiling
 	}
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
@@ -149,6 +149,21 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 			Wait: hint.Wait, StatusCode: code, Partition: part.name})
 	}
 	part.signal()
+}
+
+// roundedUp reports whether a hint is a whole second rounded up from less:
+// a Retry-After of 1, or a reset cut to the second that is a second away.
+// A bucket that refills in milliseconds can only say that much, so the
+// gate's first probe goes once the refill time has passed. A longer wait,
+// or one stated in milliseconds, is meant: the probe waits for all of it,
+// so that a server that holds its callers out for a while (a penalty box,
+// a quota spent for the minute) is not probed into holding them longer.
+func roundedUp(h Hint) bool {
+	switch h.Source {
+	case "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "google.rpc.RetryInfo":
+		return false
+	}
+	return h.Wait <= time.Second
 }
 
 // applyQuotas sets the partition's buckets from what the server reports,

@@ -72,7 +72,7 @@ func (c *config) paceMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		once.Do(func() { ps = newPartitions(c.pace.expiry, c.pace.secret) })
+		once.Do(func() { ps = newPartitions(c.pace.expiry, c.pace.maxPartitions, c.pace.secret) })
 		lim := c.pace.limiter
 		if lim == nil {
 			lim = localLimiter{}

@@ -18,6 +18,10 @@ const (
 	// so that what was learned outlives a pause.
 	DefaultPartitionExpiry = 10 * time.Minute
 
+	// DefaultMaxPartitions bounds the partitions a pacer keeps: enough for
+	// every key and model of a large fleet of tenants, at a few KiB each.
+	DefaultMaxPartitions = 10_000
+
 	// maxCoolDown bounds a gate, so that a hostile Retry-After cannot
 	// overflow a time; WithMaxWait fails requests behind a long gate fast.
 	maxCoolDown = 24 * time.Hour
@@ -35,10 +39,11 @@ type paceConfig struct {
 	limiter           Limiter
 	secret            []byte // nil: a random per-process secret
 	sameModel         bool   // one partition for every model of a key
+	maxPartitions     int    // 0: no bound
 }
 
 func defaultPaceConfig() paceConfig {
-	return paceConfig{floor: DefaultRateFloor, expiry: DefaultPartitionExpiry}
+	return paceConfig{floor: DefaultRateFloor, expiry: DefaultPartitionExpiry, maxPartitions: DefaultMaxPartitions}
 }
 
 // WithRate states the server's request limit: perSecond requests per
@@ -117,6 +122,14 @@ func WithRateFloor(perSecond float64) PaceOption {
 // Zero or less keeps partitions for the life of the transport.
 func WithPartitionExpiry(d time.Duration) PaceOption {
 	return paceOption(func(c *config) { c.pace.expiry = max(d, 0) })
+}
+
+// WithMaxPartitions bounds how many partitions the pacer keeps at once
+// (DefaultMaxPartitions unless set). When a new one is needed and n are
+// kept, the one unused for longest is dropped, unless a request is inside
+// every one. Zero or less removes the bound.
+func WithMaxPartitions(n int) PaceOption {
+	return paceOption(func(c *config) { c.pace.maxPartitions = max(n, 0) })
 }
 
 // WithLimiter makes the pacer keep its budgets and cool-downs in l, for

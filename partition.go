@@ -46,7 +46,7 @@ type partition struct {
 	setUp   sync.Once
 
 	active   atomic.Int32
-	lastUsed int64
+	lastUsed int64 // unix nanoseconds
 	tokens   atomic.Bool
 	reported atomic.Uint64 // float64 bits of the rate last reported to hooks
 
@@ -166,19 +166,28 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 // partitions maps a fast keyed hash of the raw key to its partition. The
 // raw key (which may hold a credential) is never stored; the hash's seed is
 // random per process.
+//
+// A partition unused for idle is dropped by a timer that runs while the
+// table holds any, so that a burst of keys seen once does not stay in
+// memory waiting for traffic that never comes. The table holds at most max
+// partitions: a new one then takes the place of the one unused for longest.
+// A partition with a request inside it (or a response body still holding
+// one of its slots) is never dropped; when every one has, the new partition
+// is added beyond max.
 type partitions struct {
-	mu        sync.Mutex
-	m         map[uint64]*partition
-	seed      maphash.Seed
-	secret    [32]byte
-	idle      time.Duration
-	lastSweep int64
+	mu      sync.Mutex
+	m       map[uint64]*partition
+	seed    maphash.Seed
+	secret  [32]byte
+	idle    time.Duration
+	max     int
+	sweeper *time.Timer // armed while m is not empty
 }
 
 // newPartitions returns an empty set of partitions whose names are hashed
 // under secret, or under a random secret when secret is empty.
-func newPartitions(idle time.Duration, secret []byte) *partitions {
-	ps := &partitions{m: make(map[uint64]*partition), seed: maphash.MakeSeed(), idle: idle}
+func newPartitions(idle time.Duration, max int, secret []byte) *partitions {
+	ps := &partitions{m: make(map[uint64]*partition), seed: maphash.MakeSeed(), idle: idle, max: max}
 	if len(secret) > 0 {
 		ps.secret = sha256.Sum256(secret)
 	} else {
@@ -226,25 +235,52 @@ func (ps *partitions) get(host, cred, model string, now time.Time, create func(n
 
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.idle > 0 && n-ps.lastSweep >= int64(ps.idle/2) {
-		ps.sweep(n)
-	}
 	p := ps.m[k]
 	if p == nil {
+		if ps.max > 0 && len(ps.m) >= ps.max {
+			ps.evictOldest()
+		}
 		p = create(ps.name(host, cred, model))
 		ps.m[k] = p
+		if ps.sweeper == nil && ps.idle > 0 {
+			ps.sweeper = time.AfterFunc(ps.idle/2, ps.sweep)
+		}
 	}
 	p.lastUsed = n
 	p.active.Add(1)
 	return p
 }
 
-func (ps *partitions) sweep(now int64) {
-	ps.lastSweep = now
+// sweep drops the partitions unused for ps.idle, and runs again in half
+// that while any remain.
+func (ps *partitions) sweep() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := time.Now().UnixNano()
 	for k, p := range ps.m {
 		if p.active.Load() == 0 && now-p.lastUsed > int64(ps.idle) {
 			delete(ps.m, k)
 		}
+	}
+	if len(ps.m) == 0 {
+		ps.sweeper = nil
+		return
+	}
+	ps.sweeper.Reset(ps.idle / 2)
+}
+
+// evictOldest drops the partition unused for longest among those with no
+// request inside. mu must be held.
+func (ps *partitions) evictOldest() {
+	var oldest uint64
+	found := false
+	for k, p := range ps.m {
+		if p.active.Load() == 0 && (!found || p.lastUsed < ps.m[oldest].lastUsed) {
+			oldest, found = k, true
+		}
+	}
+	if found {
+		delete(ps.m, oldest)
 	}
 }
 

@@ -1,0 +1,162 @@
+package pacehttp
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// get sends one GET to host through rt and closes the answer's body.
+func get(t *testing.T, rt http.RoundTripper, host string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+host+"/v1/x", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func TestPartitionsExpireWithoutTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace(WithPartitionExpiry(time.Minute))(okTransport()).(*pacer)
+		for _, host := range []string{"a.test", "b.test", "c.test"} {
+			get(t, p, host)
+		}
+		time.Sleep(2 * time.Minute) // no request meanwhile
+		if n := p.parts.len(); n != 0 {
+			t.Errorf("%d partitions two minutes after the last request, want 0", n)
+		}
+		get(t, p, "d.test") // the sweeper starts again
+		time.Sleep(2 * time.Minute)
+		if n := p.parts.len(); n != 0 {
+			t.Errorf("%d partitions after the second sweep, want 0", n)
+		}
+	})
+}
+
+func TestPartitionsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace(WithMaxPartitions(2))(okTransport()).(*pacer)
+		get(t, p, "a.test")
+		time.Sleep(time.Second)
+		get(t, p, "b.test")
+		time.Sleep(time.Second)
+		get(t, p, "a.test") // b is now the one unused for longest
+		get(t, p, "c.test")
+		if n := p.parts.len(); n != 2 {
+			t.Fatalf("%d partitions, want 2", n)
+		}
+		names := partitionNames(p)
+		if want := "a.test c.test"; names != want {
+			t.Errorf("partitions %q, want %q", names, want)
+		}
+	})
+}
+
+// An open response body holds its partition, and its slot, past the
+// partition's expiry: a long stream must not lose its place.
+func TestPartitionHeldByOpenBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace(WithPartitionExpiry(time.Minute), WithConcurrency(1))(okTransport()).(*pacer)
+		req, _ := http.NewRequest("GET", "http://a.test/stream", nil)
+		resp, err := p.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if n := p.parts.len(); n != 1 {
+			t.Fatalf("%d partitions with a body open past the expiry, want 1", n)
+		}
+		done := make(chan struct{})
+		go func() {
+			get(t, p, "a.test") // waits for the slot
+			close(done)
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("a second request got the only slot while the first body was open")
+		default:
+		}
+		resp.Body.Close()
+		<-done
+	})
+}
+
+// partitionNames returns the names of p's partitions, sorted, spaced.
+func partitionNames(p *pacer) string {
+	p.parts.mu.Lock()
+	defer p.parts.mu.Unlock()
+	var names []string
+	for _, part := range p.parts.m {
+		names = append(names, part.name)
+	}
+	sortStrings(names)
+	return strings.Join(names, " ")
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// TestPartitionMemory measures what a partition costs once it has learned a
+// rate from a refusal: at most 2 KiB.
+func TestPartitionMemory(t *testing.T) {
+	const n = 2000
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		refused := map[string]bool{}
+		base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			first := !refused[req.URL.Host]
+			refused[req.URL.Host] = true
+			mu.Unlock()
+			h := http.Header{}
+			code := http.StatusOK
+			if first {
+				code = http.StatusTooManyRequests
+				h.Set("Retry-After", "1")
+			}
+			return &http.Response{StatusCode: code, Header: h, Body: http.NoBody, Request: req}, nil
+		})
+		p := Pace(WithPartitionExpiry(0))(base).(*pacer)
+		hosts := make([]string, n)
+		for i := range hosts {
+			hosts[i] = fmt.Sprintf("h%d.test", i)
+		}
+		before := heapInUse()
+		for _, h := range hosts {
+			get(t, p, h) // refused: the partition learns a rate
+			get(t, p, h)
+		}
+		after := heapInUse()
+		if got := p.parts.len(); got != n {
+			t.Fatalf("%d partitions, want %d", got, n)
+		}
+		per := (after - before) / n
+		t.Logf("%d bytes per partition", per)
+		if per > 2048 {
+			t.Errorf("%d bytes per partition, want at most 2048", per)
+		}
+		runtime.KeepAlive(p)
+	})
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
+}
