@@ -96,6 +96,10 @@ const (
 	// the burst's, which found the server's bucket smaller than thought.
 	burstSpan = 50 * time.Millisecond
 
+	// burstSpent is the share of the server's burst that must have got
+	// through since a long closure for a refusal to be the burst's end.
+	burstSpent = 0.8
+
 	// tentativeGrowth is how often an unconfirmed in-flight limit widens.
 	tentativeGrowth = 50 * time.Millisecond
 
@@ -470,6 +474,15 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		l.window, l.capped, l.sure = 0, false, false
 	}
 
+	if !l.openedAt.IsZero() && !sent.Before(l.openedAt) && l.maxBurst > 1 &&
+		float64(l.sinceOpened) >= burstSpent*l.maxBurst {
+		// After a long closure the server let a burst through, about as
+		// large as its bucket: this refusal says the burst is spent (a
+		// window's quota, a bucket emptied), not that the rate is too
+		// high. The gate waits for the server; the rate stays.
+		l.openedAt = time.Time{}
+		return false
+	}
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
 	dbg(now, "estimate: maxBurst %.1f window-est %.1f regime %s openedAt %s prev %s", l.maxBurst, l.sends.bestRate(sent, l.maxBurst, l.regime), l.regime.Format("05.000"), l.openedAt.Format("05.000"), prevRefusal.Format("05.000"))
