@@ -100,6 +100,12 @@ const (
 	// through since a long closure for a refusal to be the burst's end.
 	burstSpent = 0.8
 
+	// minSpentBurst and spentWithin: only a burst this large, refused
+	// this soon after the opening, is taken for spent. A small one is no
+	// different from a rate's first refusal.
+	minSpentBurst = 10
+	spentWithin   = 250 * time.Millisecond
+
 	// tentativeGrowth is how often an unconfirmed in-flight limit widens.
 	tentativeGrowth = 50 * time.Millisecond
 
@@ -474,8 +480,8 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		l.window, l.capped, l.sure = 0, false, false
 	}
 
-	if !l.openedAt.IsZero() && !sent.Before(l.openedAt) && l.maxBurst > 1 &&
-		float64(l.sinceOpened) >= burstSpent*l.maxBurst {
+	if !l.openedAt.IsZero() && !sent.Before(l.openedAt) && l.maxBurst >= minSpentBurst &&
+		float64(l.sinceOpened) >= burstSpent*l.maxBurst && sent.Sub(l.openedAt) < spentWithin {
 		// After a long closure the server let a burst through, about as
 		// large as its bucket: this refusal says the burst is spent (a
 		// window's quota, a bucket emptied), not that the rate is too
