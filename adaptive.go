@@ -398,14 +398,19 @@ func (l *learner) left(now time.Time) { l.sends.add(now, 1) }
 // all (an overloaded answer, a transport error).
 func (l *learner) unanswered(sent time.Time) { l.sends.add(sent, -1) }
 
+// A refusal is what the learner made of one: explained by a concurrency
+// cap (the rate is untouched, the in-flight limit holds the others), or by a
+// burst spent after a long closure (the server will not take more before
+// its window turns, so probing early is pointless).
+type refusal struct{ concurrency, spent bool }
+
 // refused records that the server refused a request sent at sent, when
-// inFlight requests (it included) were out. It reports whether the refusal
-// is explained by a concurrency cap, in which case the rate is untouched.
+// inFlight requests (it included) were out, and says what it made of it.
 //
 // A refused probe (probe set) tells the learner nothing new: it was sent
 // into a bucket known to be empty, early on purpose. It only moves the
 // point the delivery rate is measured from.
-func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concurrency bool) {
+func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
 	l.sends.add(sent, -1)
 	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
 		// A refusal of the cold start's last round, answered after its
@@ -415,7 +420,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		l.refineBurst()
 	}
 	if !sent.After(l.refusedAt) && !l.refusedAt.IsZero() {
-		return false // answered late: the refusal it follows said it already
+		return refusal{} // answered late: the refusal it follows said it already
 	}
 	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	if probe && !l.coldEnd.IsZero() {
@@ -429,7 +434,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 				l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
 			}
 		}
-		return false
+		return refusal{}
 	}
 	prevRefusal := l.refusedAt
 	defer func() {
@@ -437,7 +442,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		l.inFlightOKBefore, l.inFlightOK = l.inFlightOK, 0
 	}()
 	if l.trusted(now) {
-		return false
+		return refusal{}
 	}
 	cold := l.coldEnd.IsZero()
 	if cold {
@@ -471,7 +476,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 			l.window, l.sure = c, l.capped
 		}
 		l.windowAt, l.capped = now, true
-		return true
+		return refusal{concurrency: true}
 	} else {
 		// Refused where requests are accepted: a rate, not a cap. Once
 		// a rate has shown itself, refusals at any level are its: a
@@ -485,9 +490,12 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 		// After a long closure the server let a burst through, about as
 		// large as its bucket: this refusal says the burst is spent (a
 		// window's quota, a bucket emptied), not that the rate is too
-		// high. The gate waits for the server; the rate stays.
+		// high. The gate waits for the server; the rate stays, and the
+		// burst is what got through.
+		l.burst = max(l.burst, float64(l.sinceOpened))
+		l.maxBurst = max(l.maxBurst, l.burst)
 		l.openedAt = time.Time{}
-		return false
+		return refusal{spent: true}
 	}
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
@@ -559,7 +567,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) (concur
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
-	return false
+	return refusal{}
 }
 
 // estimate returns the best lower bound on the server's rate that the

@@ -10,8 +10,8 @@ import (
 const probeTimeout = time.Second
 
 // ceilingMargin is added to the server's ceiling, with a jitter of up to a
-// twentieth of it.
-const ceilingMargin = 10 * time.Millisecond
+// hundredth of it.
+const ceilingMargin = time.Millisecond
 
 // maxEarlyDelay bounds how late the learned early probe may go.
 const maxEarlyDelay = 10 * time.Second
@@ -68,7 +68,7 @@ func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duratio
 		// end of a Retry-After may still find the gate shut (clocks
 		// differ, a penalty is restarted by it), and clients told the
 		// same instant should not all come back at it.
-		ceiling += ceilingMargin + rand.N(ceiling/20+1)
+		ceiling += ceilingMargin + rand.N(ceiling/100+1)
 	}
 	switch {
 	case !g.closed:
@@ -122,18 +122,7 @@ func (g *gate) served(now, sent time.Time, probe bool) bool {
 
 // earlyDelay returns how long after a closing the first probe goes, given
 // the refill time early.
-func (g *gate) earlyDelay(early time.Duration) time.Duration {
-	var d time.Duration
-	switch {
-	case g.tooEarly > 0 && g.lateEnough > 0:
-		d = (g.tooEarly + g.lateEnough) / 2
-	case g.tooEarly > 0:
-		d = 2 * g.tooEarly
-	default:
-		d = g.lateEnough
-	}
-	return max(d, early)
-}
+func (g *gate) earlyDelay(early time.Duration) time.Duration { return early }
 
 // wait returns how long a request must wait at now before it may leave, and
 // whether it leaves as the probe. A wait of 0 with probe false means open.

@@ -88,7 +88,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		return
 	}
 
-	concurrency := false
+	var why refusal
 	if !throttled {
 		part.learn.unanswered(t.sent)
 		if !hinted && !t.probe && !part.gate.closed && part.overloads < overloadRun {
@@ -99,9 +99,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		}
 	}
 	if throttled {
-		concurrency = part.learn.refused(now, t.sent, t.inFlight, t.probe)
+		why = part.learn.refused(now, t.sent, t.inFlight, t.probe)
 	}
-	if concurrency && !hinted {
+	if why.concurrency && !hinted {
 		// The in-flight limit holds the others; the refused request
 		// waits for room like any other.
 		part.mu.Unlock()
@@ -122,7 +122,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxOverloadWait)
 	}
 	early := max(refill, minHintlessWait)
-	if overloaded && !hinted || hinted && !roundedUp(hint) {
+	if overloaded && !hinted || hinted && !roundedUp(hint) || why.spent {
 		early = ceiling
 	}
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
