@@ -2,24 +2,100 @@ package pacehttp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
-// onceBody is a caller's request body that counts its closes.
-type onceBody struct {
-	io.Reader
-	closes atomic.Int32
+func TestBodyReplay(t *testing.T) {
+	const payload = `{"model":"m","max_tokens":10}`
+	tests := []struct {
+		name      string
+		body      func() io.Reader
+		limit     int64
+		wantCalls int
+		wantSent  []string
+	}{
+		{"GetBody", func() io.Reader { return strings.NewReader(payload) }, DefaultMaxBufferedBody,
+			3, []string{payload, payload, payload}},
+		{"plain reader buffered", func() io.Reader { return struct{ io.Reader }{strings.NewReader(payload)} },
+			DefaultMaxBufferedBody, 3, []string{payload, payload, payload}},
+		{"plain reader at limit", func() io.Reader { return struct{ io.Reader }{strings.NewReader(payload)} },
+			int64(len(payload)), 3, []string{payload, payload, payload}},
+		{"oversize sent once", func() io.Reader { return struct{ io.Reader }{strings.NewReader(payload)} },
+			int64(len(payload) - 1), 1, []string{payload}},
+		{"buffering disabled", func() io.Reader { return struct{ io.Reader }{strings.NewReader(payload)} },
+			0, 1, []string{payload}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &script{answers: []answer{status(503)}}
+				var reasons []string
+				rt := Chain(s, Retry(WithMaxAttempts(3), WithMaxBufferedBody(tt.limit),
+					WithHook(func(e Event) {
+						if e.Kind == EventGiveUp {
+							reasons = append(reasons, e.Reason)
+						}
+					})))
+				body := &countingBody{Reader: tt.body()}
+				req := newRequest(t, context.Background(), "PUT", body)
+				if _, isStrings := tt.body().(*strings.Reader); isStrings {
+					req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(payload)), nil }
+				}
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				if diff := cmp.Diff(tt.wantSent, s.sent()); diff != "" {
+					t.Errorf("bodies sent (-want +got):\n%s", diff)
+				}
+				if n := body.closes.Load(); n != 1 {
+					t.Errorf("caller's body closed %d times, want 1", n)
+				}
+				if s.calls != tt.wantCalls {
+					t.Errorf("%d attempts, want %d", s.calls, tt.wantCalls)
+				}
+				if tt.wantCalls == 1 && (len(reasons) != 1 || !strings.Contains(reasons[0], ErrBodyNotReplayable.Error())) {
+					t.Errorf("give-up reasons %q, want one naming %q", reasons, ErrBodyNotReplayable)
+				}
+			})
+		})
+	}
 }
 
-func (b *onceBody) Close() error { b.closes.Add(1); return nil }
+// failingReader fails after its content, as a broken upload would.
+type failingReader struct{ r io.Reader }
+
+func (f failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("disk on fire")
+	}
+	return n, err
+}
+
+func TestBodyReadErrorClosesBody(t *testing.T) {
+	s := &script{answers: []answer{status(200)}}
+	body := &countingBody{Reader: failingReader{strings.NewReader("abc")}}
+	_, err := Chain(s, Retry()).RoundTrip(newRequest(t, context.Background(), "POST", body))
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("err = %v, want the read error", err)
+	}
+	if body.closes.Load() != 1 || s.calls != 0 {
+		t.Errorf("closes %d, calls %d; want 1 and 0", body.closes.Load(), s.calls)
+	}
+}
 
 // FuzzReplayBody drives the body replay path with random bodies, with and
 // without GetBody, random buffering limits and a random script of failures.
@@ -38,16 +114,16 @@ func FuzzReplayBody(f *testing.F) {
 		// 2 a reset after the body was read, 3 a refused dial (body closed
 		// unread, as a transport does on a dial error).
 		attemptsAllowed := int(maxAttempts%6) + 1
-		caller := &onceBody{Reader: bytes.NewReader(data)}
+		caller := &countingBody{Reader: bytes.NewReader(data)}
 		req, err := http.NewRequest(http.MethodPost, "http://api.test/", caller)
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Idempotency-Key", "k") // every failure is retryable
-		var getBodies []*onceBody
+		var getBodies []*countingBody
 		if withGetBody {
 			req.GetBody = func() (io.ReadCloser, error) {
-				b := &onceBody{Reader: bytes.NewReader(data)}
+				b := &countingBody{Reader: bytes.NewReader(data)}
 				getBodies = append(getBodies, b)
 				return b, nil
 			}
@@ -115,69 +191,6 @@ func FuzzReplayBody(f *testing.F) {
 		}
 		if req.Body != caller || req.Header.Get("Idempotency-Key") != "k" || len(req.Header) != 1 {
 			t.Error("caller's request modified")
-		}
-	})
-}
-
-// FuzzClassifier gives DefaultClassifier random statuses, headers and error
-// bodies. It must not panic, its Decision must be self-consistent, its hint
-// never negative, its verdict the same on a second look, and the body it
-// may have peeked at must still read in full.
-func FuzzClassifier(f *testing.F) {
-	f.Add(429, "Retry-After: 5\nContent-Type: application/json", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"}]}}`, "GET")
-	f.Add(403, "X-Ratelimit-Remaining: 0\nX-Ratelimit-Reset: 99999999999", "", "POST")
-	f.Add(503, "RateLimit: \"d\";r=0;t=5\nRetry-After: NaN", "", "PUT")
-	f.Add(200, "X-Should-Retry: true\nretry-after-ms: -1", "", "POST")
-	f.Add(429, "Content-Type: json", `[{"error":{"details":[{"@type":"google.rpc.QuotaFailure","violations":[{"quotaId":"PerDay"}]}]}}]`, "PATCH")
-	f.Add(-1, "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT", "x", "")
-	f.Fuzz(func(t *testing.T, status int, header, body, method string) {
-		h := http.Header{}
-		for _, line := range strings.Split(header, "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok {
-				h.Add(k, strings.TrimSpace(v))
-			}
-		}
-		req, err := http.NewRequest(http.MethodGet, "http://api.test/", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Method = method
-		newResp := func() *http.Response {
-			return &http.Response{StatusCode: status, Header: h.Clone(), Body: io.NopCloser(strings.NewReader(body)), Request: req}
-		}
-		resp := newResp()
-		d := DefaultClassifier(req, resp, nil)
-		switch {
-		case d.Hint.Wait < 0:
-			t.Errorf("negative hint %v", d.Hint.Wait)
-		case d.Unprocessed && !d.Retry:
-			t.Errorf("unprocessed but not retried: %+v", d)
-		case d.Retry && d.Reason == "":
-			t.Errorf("retry without a reason: %+v", d)
-		case d.Hint.Wait != 0 && d.Hint.Source == "":
-			t.Errorf("a wait with no source: %+v", d)
-		case d.Retry && status < 400:
-			t.Errorf("a %d retried: %+v", status, d)
-		}
-		if got, err := io.ReadAll(resp.Body); err != nil || string(got) != body {
-			t.Errorf("body after classifying: %q, %v; want %q", got, err, body)
-		}
-		// A second look at the same answer gives the same verdict. Waits
-		// from HTTP-dates depend on the clock, so only their source is
-		// compared.
-		d2 := DefaultClassifier(req, newResp(), nil)
-		if d.Retry != d2.Retry || d.Unprocessed != d2.Unprocessed || d.Reason != d2.Reason || d.Hint.Source != d2.Hint.Source {
-			t.Errorf("verdicts differ: %+v then %+v", d, d2)
-		}
-
-		// Transport errors built from the same bytes: any text, any errno.
-		errD := DefaultClassifier(req, nil, &net.OpError{Op: method, Net: "tcp", Err: errors.New(body)})
-		if errD.Hint.Source != "" || errD.Unprocessed && !errD.Retry {
-			t.Errorf("transport error verdict %+v", errD)
-		}
-		errD = DefaultClassifier(req, nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.Errno(status & 0xff)})
-		if errD.Hint.Source != "" || errD.Unprocessed && !errD.Retry {
-			t.Errorf("errno %d verdict %+v", status&0xff, errD)
 		}
 	})
 }
