@@ -267,7 +267,9 @@ func TestConnectionReusedAcrossRetries(t *testing.T) {
 	defer srv.Close()
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	client := &http.Client{Transport: New(base, WithMaxAttempts(5))}
+	// A high rate floor: the 429s must not slow the pacer to a request a
+	// second, which would only make the test wait.
+	client := &http.Client{Transport: New(base, WithMaxAttempts(5), WithRateFloor(1000))}
 	resp, err := client.Post(srv.URL, "application/json", bytes.NewReader([]byte(`{"a":1}`)))
 	if err != nil {
 		t.Fatal(err)
