@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 )
 
@@ -42,7 +43,9 @@ func newReplay(req *http.Request, limit int64) (replay, error) {
 	case limit < 0:
 		// No retry to buffer for: the body goes once, unread by us.
 	default:
-		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		// One byte past the limit tells an oversize body; at MaxInt64
+		// there is no such byte to read, and limit+1 would wrap.
+		buf, err := io.ReadAll(io.LimitReader(req.Body, min(limit, math.MaxInt64-1)+1))
 		if err != nil {
 			req.Body.Close()
 			return replay{}, fmt.Errorf("pacehttp: reading request body: %w", err)

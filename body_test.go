@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -193,4 +195,46 @@ func FuzzReplayBody(f *testing.F) {
 			t.Error("caller's request modified")
 		}
 	})
+}
+
+// TestBodyReplayAnyLimit: every buffering limit a caller may pass either
+// buffers the body or sends it once, never an empty or cut one. A limit of
+// math.MaxInt64 once sent an empty body: the probe for one byte past the
+// limit overflowed.
+func TestBodyReplayAnyLimit(t *testing.T) {
+	const payload = `{"model":"m","max_tokens":10}`
+	tests := []struct {
+		limit     int64
+		wantCalls int // with a 503 first: 2 if the body is replayed
+	}{
+		{math.MaxInt64, 2},
+		{math.MaxInt64 - 1, 2},
+		{math.MaxInt64 / 2, 2},
+		{int64(len(payload)), 2},
+		{int64(len(payload)) - 1, 1},
+		{0, 1},
+		{-1, 1},
+		{math.MinInt64, 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.limit), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &script{answers: []answer{status(503), status(200)}}
+				body := &countingBody{Reader: strings.NewReader(payload)}
+				rt := Chain(s, Retry(WithMaxBufferedBody(tt.limit)))
+				resp, err := rt.RoundTrip(newRequest(t, context.Background(), "PUT", body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				want := []string{payload, payload}[:tt.wantCalls]
+				if diff := cmp.Diff(want, s.sent()); diff != "" {
+					t.Errorf("bodies sent (-want +got):\n%s", diff)
+				}
+				if n := body.closes.Load(); n != 1 {
+					t.Errorf("caller's body closed %d times, want 1", n)
+				}
+			})
+		})
+	}
 }

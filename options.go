@@ -127,8 +127,9 @@ func WithBackoff(min, max time.Duration) RetryOption {
 
 // WithMaxBufferedBody sets the largest request body, in bytes, that the
 // retry layer buffers in memory to replay it, when the request has no
-// GetBody. A larger body is sent once and not retried. Zero disables
-// buffering: only requests with GetBody are then retried.
+// GetBody. A larger body is sent once and not retried. Zero or less
+// disables buffering: only requests with GetBody are then retried. Any
+// value up to math.MaxInt64 (no limit) is valid.
 func WithMaxBufferedBody(n int64) RetryOption {
 	return retryOption(func(c *config) { c.maxBufferedBody = max(n, 0) })
 }
