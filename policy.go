@@ -183,6 +183,18 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 	return hint, ok, daily
 }
 
+// finalError reports an error no classifier may retry: the pacer's
+// refusal, or a next transport that broke the RoundTripper contract.
+func finalError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if _, ok := err.(*badAnswerError); ok {
+		return true
+	}
+	return pacerRefused(err)
+}
+
 // pacerRefused reports an error of the pacer's own: a wait it would not
 // make (*WaitError) or a Limiter that refused to reserve. Trying again
 // would only meet the same gate, or the same store out of reach.

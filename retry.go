@@ -2,6 +2,7 @@ package pacehttp
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -86,7 +87,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
 		resp, err := r.send(areq)
 		var d Decision
-		if !pacerRefused(err) { // final whatever the classifier says
+		if !finalError(err) { // final whatever the classifier says
 			d = r.classify(areq, resp, err)
 		}
 		if !d.Retry {
@@ -182,11 +183,11 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 // send makes one attempt, bounded by the attempt timeout if one is set.
 func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	if r.cfg.attemptTimeout <= 0 {
-		return r.next.RoundTrip(req)
+		return r.checked(req)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
 	timer := time.AfterFunc(r.cfg.attemptTimeout, cancel)
-	resp, err := r.next.RoundTrip(req.WithContext(ctx))
+	resp, err := r.checked(req.WithContext(ctx))
 	if timedOut := !timer.Stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
@@ -211,6 +212,41 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// checked sends req to the next transport and makes its answer safe to
+// handle, as http.Client does: a response with an error is dropped (and
+// closed), a nil Body is an empty one unless Content-Length says otherwise,
+// and a nil Header an empty one. A nil response with a nil error, or a nil
+// Body that should hold bytes, is a broken transport: a *badAnswerError,
+// which is final.
+func (r *retrier) checked(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	case resp == nil:
+		return nil, &badAnswerError{fmt.Sprintf("RoundTripper %T returned a nil *Response with a nil error", r.next)}
+	}
+	if resp.Body == nil {
+		if resp.ContentLength > 0 && req.Method != http.MethodHead {
+			return nil, &badAnswerError{fmt.Sprintf("RoundTripper %T returned a *Response with content length %d but a nil Body", r.next, resp.ContentLength)}
+		}
+		resp.Body = http.NoBody
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	return resp, nil
+}
+
+// badAnswerError reports a next transport that broke the RoundTripper
+// contract. Trying again would meet the same transport.
+type badAnswerError struct{ msg string }
+
+func (e *badAnswerError) Error() string { return "pacehttp: " + e.msg }
 
 type cancelOnClose struct {
 	io.ReadCloser

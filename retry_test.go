@@ -828,3 +828,90 @@ func runLostCase(c lostCase) error {
 	}
 	return nil
 }
+
+// TestNilHeaderOrBody: a base transport may answer with a nil Header or a
+// nil Body, as many test doubles do, and http.Client accepts both (a nil
+// Body as an empty one). The retry layer must too, on every path: success,
+// retry (whose drain runs on a timer goroutine), give-up (which writes a
+// header), attempt timeout and a classifier's error. A nil Body with a
+// positive Content-Length, and a nil response with a nil error, are refused
+// as http.Client refuses them, with an error and no retry.
+func TestNilHeaderOrBody(t *testing.T) {
+	bare := func(code int, contentLength int64) *http.Response {
+		return &http.Response{StatusCode: code, ContentLength: contentLength}
+	}
+	stop := errors.New("stop")
+	tests := []struct {
+		name      string
+		answers   []*http.Response // the last repeats
+		opts      []RetryOption
+		wantCalls int
+		wantCode  int    // 0: want an error
+		wantErr   string // part of the error
+	}{
+		{"200", []*http.Response{bare(200, 0)}, nil, 1, 200, ""},
+		{"200 with unknown length", []*http.Response{bare(200, -1)}, nil, 1, 200, ""},
+		{"503 retried, then 200", []*http.Response{bare(503, 0), bare(200, 0)}, nil, 2, 200, ""},
+		{"429 given up", []*http.Response{bare(429, 0)}, []RetryOption{WithMaxAttempts(2)}, 2, 429, ""},
+		{"attempt timeout, 200", []*http.Response{bare(200, 0)}, []RetryOption{WithAttemptTimeout(time.Second)}, 1, 200, ""},
+		{"attempt timeout, 503 retried", []*http.Response{bare(503, 0), bare(200, 0)}, []RetryOption{WithAttemptTimeout(time.Second)}, 2, 200, ""},
+		{"classifier error", []*http.Response{bare(503, 0)}, []RetryOption{WithClassifier(func(*http.Request, *http.Response, error) Decision {
+			return Decision{Err: stop}
+		})}, 1, 0, "stop"},
+		{"nil body with a length", []*http.Response{bare(200, 10)}, nil, 1, 0, "content length 10 but a nil Body"},
+		{"nil response, nil error", []*http.Response{nil}, nil, 1, 0, "nil *Response with a nil error"},
+	}
+	for _, tt := range tests {
+		for _, layer := range []string{"retry", "chain"} {
+			t.Run(tt.name+"/"+layer, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					calls := 0
+					base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+						a := tt.answers[min(calls, len(tt.answers)-1)]
+						calls++
+						if a == nil {
+							return nil, nil
+						}
+						r := *a
+						r.Request = req
+						return &r, nil
+					})
+					opts := append([]RetryOption{WithBackoff(time.Millisecond, time.Millisecond)}, tt.opts...)
+					rt := Chain(base, Retry(opts...))
+					if layer == "chain" {
+						all := make([]Option, len(opts))
+						for i, o := range opts {
+							all[i] = o
+						}
+						rt = New(base, all...)
+					}
+					resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+					if calls != tt.wantCalls {
+						t.Errorf("%d attempts, want %d", calls, tt.wantCalls)
+					}
+					if tt.wantCode == 0 {
+						if resp != nil || err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+							t.Fatalf("RoundTrip = %v, %v; want an error saying %q", resp, err, tt.wantErr)
+						}
+						if _, ok := errors.AsType[*RetryError](err); !ok {
+							t.Errorf("err = %#v, want a *RetryError", err)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if resp.StatusCode != tt.wantCode || resp.Header == nil || resp.Body == nil {
+						t.Fatalf("got %d, header %v, body %v; want %d with a header and a body", resp.StatusCode, resp.Header, resp.Body, tt.wantCode)
+					}
+					if got := readAll(t, resp); got != "" {
+						t.Errorf("body %q, want empty", got)
+					}
+					if tt.wantCode == 429 && resp.Header.Get("X-Should-Retry") != "false" {
+						t.Errorf("X-Should-Retry = %q, want false", resp.Header.Get("X-Should-Retry"))
+					}
+				})
+			})
+		}
+	}
+}
