@@ -87,12 +87,18 @@ func (f failingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TestBodyReadErrorClosesBody: a body that fails while it is buffered is
+// closed, nothing is sent, and the error is a *RetryError like every error
+// of the retry layer (errors.go), after no attempt.
 func TestBodyReadErrorClosesBody(t *testing.T) {
 	s := &script{answers: []answer{status(200)}}
 	body := &countingBody{Reader: failingReader{strings.NewReader("abc")}}
 	_, err := Chain(s, Retry()).RoundTrip(newRequest(t, context.Background(), "POST", body))
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("err = %v, want the read error", err)
+	}
+	if rerr, ok := errors.AsType[*RetryError](err); !ok || rerr.Attempts != 0 || rerr.Cause != nil {
+		t.Errorf("err = %#v, want a *RetryError after 0 attempts, with no cause", err)
 	}
 	if body.closes.Load() != 1 || s.calls != 0 {
 		t.Errorf("closes %d, calls %d; want 1 and 0", body.closes.Load(), s.calls)
@@ -237,4 +243,88 @@ func TestBodyReplayAnyLimit(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGetBodyFailureHandsBackLastAnswer: when GetBody fails for the next
+// attempt, the caller gets what the server last said (its answer intact,
+// or its transport error), not only GetBody's error with the answer
+// drained away. GetBody is called before the wait, so that the answer is
+// still there to hand back.
+func TestGetBodyFailureHandsBackLastAnswer(t *testing.T) {
+	gone := errors.New("spool file gone")
+	getBody := func() (io.ReadCloser, error) { return nil, gone }
+
+	t.Run("response", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := &script{answers: []answer{status(503, "Retry-After", "1", "X-Custom", "kept"), status(200)}}
+			var events []Event
+			rt := Chain(s, Retry(WithHook(func(e Event) { events = append(events, e) })))
+			req := newRequest(t, context.Background(), "PUT", strings.NewReader("payload"))
+			req.GetBody = getBody
+			start := time.Now()
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("err = %v, want the 503", err)
+			}
+			if got := readAll(t, resp); resp.StatusCode != 503 || got != `{"status":503}` || resp.Header.Get("X-Custom") != "kept" {
+				t.Errorf("got %d %q, headers %v; want the server's 503 intact", resp.StatusCode, got, resp.Header)
+			}
+			if resp.Header.Get("X-Should-Retry") != "false" {
+				t.Errorf("X-Should-Retry = %q, want false", resp.Header.Get("X-Should-Retry"))
+			}
+			if s.calls != 1 || time.Since(start) != 0 {
+				t.Errorf("%d calls after %v, want 1 at once", s.calls, time.Since(start))
+			}
+			last := events[len(events)-1]
+			if last.Kind != EventGiveUp || last.Reason != "status 503: "+ErrBodyNotReplayable.Error() {
+				t.Errorf("last event %v %q, want a give-up naming %q", last.Kind, last.Reason, ErrBodyNotReplayable)
+			}
+		})
+	})
+
+	t.Run("transport error", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+			s := &script{answers: []answer{{err: reset}, status(200)}}
+			req := newRequest(t, context.Background(), "PUT", strings.NewReader("payload"))
+			req.GetBody = getBody
+			_, err := Chain(s, Retry()).RoundTrip(req)
+			rerr, ok := errors.AsType[*RetryError](err)
+			if !ok || rerr.Attempts != 1 || !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("err = %v, want a *RetryError after 1 attempt wrapping the reset", err)
+			}
+			if !errors.Is(rerr.Cause, ErrBodyNotReplayable) || !errors.Is(err, gone) {
+				t.Errorf("cause = %v, want it to match ErrBodyNotReplayable and GetBody's error", rerr.Cause)
+			}
+			if s.calls != 1 {
+				t.Errorf("%d calls, want 1", s.calls)
+			}
+		})
+	})
+}
+
+// TestPreparedBodyClosedWhenWaitEnds: the body GetBody gave for the next
+// attempt is closed when that attempt is never made.
+func TestPreparedBodyClosedWhenWaitEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(503, "Retry-After", "10")}}
+		var bodies []*countingBody
+		req := newRequest(t, context.Background(), "PUT", strings.NewReader("payload"))
+		req.GetBody = func() (io.ReadCloser, error) {
+			b := &countingBody{Reader: strings.NewReader("payload")}
+			bodies = append(bodies, b)
+			return b, nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Second, cancel)
+		_, err := Chain(s, Retry()).RoundTrip(req.WithContext(ctx))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		for i, b := range bodies {
+			if n := b.closes.Load(); n != 1 {
+				t.Errorf("GetBody body %d closed %d times, want 1", i+1, n)
+			}
+		}
+	})
 }

@@ -23,3 +23,21 @@ func TestTransportErrorWrapped(t *testing.T) {
 		}
 	})
 }
+
+func TestRetryErrorMessage(t *testing.T) {
+	disk := errors.New("disk on fire")
+	reset := errors.New("connection reset")
+	tests := []struct {
+		err  *RetryError
+		want string
+	}{
+		{&RetryError{Err: disk}, "pacehttp: before the first attempt: disk on fire"},
+		{&RetryError{Attempts: 1, Err: reset}, "pacehttp: attempt 1: connection reset"},
+		{&RetryError{Attempts: 3, Err: reset, Cause: ErrAttemptsExhausted}, "pacehttp: gave up after attempt 3 (attempts exhausted): connection reset"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}

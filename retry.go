@@ -73,17 +73,14 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rp, err := newReplay(req, limit)
 	if err != nil {
-		return nil, err
+		return nil, &RetryError{Err: err}
 	}
 	if r.budget != nil {
 		r.budget.deposit()
 	}
 	ctx := req.Context()
+	areq := rp.first
 	for n := 1; ; n++ {
-		areq, err := rp.attempt(n)
-		if err != nil {
-			return nil, &RetryError{Attempts: n - 1, Err: err, Cause: ErrBodyNotReplayable}
-		}
 		r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
 		resp, err := r.send(areq)
 		var d Decision
@@ -103,6 +100,15 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		wait, cause := r.plan(ctx, areq, &rp, n, d)
+		var next *http.Request
+		var detail error // what GetBody said, when it failed
+		if cause == nil {
+			// The next attempt's body is got before this answer is
+			// drained: if GetBody fails, the answer is handed back.
+			if next, detail = rp.attempt(n + 1); detail != nil {
+				cause = ErrBodyNotReplayable
+			}
+		}
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -111,6 +117,9 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			ev.Kind, ev.Reason = EventGiveUp, d.Reason+": "+cause.Error()
 			r.cfg.emit(ev)
 			if err != nil {
+				if detail != nil {
+					cause = fmt.Errorf("%w: GetBody: %w", cause, detail)
+				}
 				return nil, &RetryError{Attempts: n, Err: err, Cause: cause}
 			}
 			// The caller gets this answer as the server sent it; the header
@@ -126,8 +135,10 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait -= time.Since(start)
 		}
 		if err := sleep(ctx, wait); err != nil {
+			rp.unsent(next)
 			return nil, &RetryError{Attempts: n, Err: err}
 		}
+		areq = next
 	}
 }
 
