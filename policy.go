@@ -30,7 +30,8 @@ type Decision struct {
 	Reason string
 
 	// Hint, when Hint.Source is not empty, is the server's requested wait;
-	// the retry layer never waits less than Hint.Wait.
+	// the retry layer never waits less than Hint.Wait. A negative Wait
+	// counts as zero.
 	Hint Hint
 
 	// Err, on a decision not to retry, turns the attempt into a failure:
@@ -48,16 +49,17 @@ type Decision struct {
 type Classifier func(req *http.Request, resp *http.Response, err error) Decision
 
 // A Backoff returns the wait before retry number n (1 for the first retry)
-// when the server gave no hint.
+// when the server gave no hint. A negative wait counts as zero.
 type Backoff func(n int) time.Duration
 
-// WithClassifier replaces DefaultClassifier.
+// WithClassifier replaces DefaultClassifier. A nil c keeps DefaultClassifier.
 func WithClassifier(c Classifier) RetryOption {
 	return retryOption(func(cfg *config) { cfg.classify = c })
 }
 
 // WithBackoffFunc replaces the default backoff (full jitter between 0 and
-// an exponentially growing, capped bound; see WithBackoff).
+// an exponentially growing, capped bound; see WithBackoff). A nil b keeps
+// the default.
 func WithBackoffFunc(b Backoff) RetryOption {
 	return retryOption(func(cfg *config) { cfg.backoff = b })
 }
@@ -260,7 +262,8 @@ func idempotent(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
-// fullJitter returns a wait drawn uniformly from [0, min(max, min·2^(n-1))].
+// fullJitter returns a wait drawn uniformly from [0, min(max, min·2^(n-1))],
+// or 0 when either bound is zero or less.
 //
 // Full jitter, rather than decorrelated jitter, because it is stateless (a
 // pure function of the retry number, so one Backoff serves every request),
@@ -268,17 +271,19 @@ func idempotent(req *http.Request) bool {
 // widest window, which is what matters when they share one limit.
 func fullJitter(minWait, maxWait time.Duration) Backoff {
 	return func(n int) time.Duration {
-		if minWait <= 0 {
+		if minWait <= 0 || maxWait <= 0 {
 			return 0
 		}
-		bound := minWait
-		for i := 1; i < n && bound > 0 && bound < maxWait; i++ {
+		bound := min(minWait, maxWait)
+		for i := 1; i < n && bound < maxWait; i++ {
+			if bound > maxWait/2 { // doubling would pass the cap, or overflow
+				bound = maxWait
+				break
+			}
 			bound *= 2
 		}
-		if bound <= 0 || bound > maxWait { // doubled past the cap, or overflowed
-			bound = maxWait
-		}
-		return rand.N(bound + 1)
+		// In uint64, bound+1 cannot overflow, even at math.MaxInt64.
+		return time.Duration(rand.N(uint64(bound) + 1))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"time"
 )
@@ -25,14 +26,20 @@ func Retry(opts ...RetryOption) Middleware {
 // number of requests, plus minPerSecond retries each second. When it is
 // spent, the last answer is handed back. Retries the server asked for, with
 // Retry-After or a reset header, do not count: the pacer already holds them
-// back. A negative ratio removes the budget.
+// back. A negative ratio removes the budget; a NaN ratio counts as zero. A
+// minPerSecond of zero or less, or NaN, means no floor; +Inf lets every
+// retry pass.
 func WithRetryBudget(ratio, minPerSecond float64) RetryOption {
+	if math.IsNaN(ratio) {
+		ratio = 0
+	}
 	return retryOption(func(c *config) { c.budgetRatio, c.budgetFloor = ratio, minPerSecond })
 }
 
 // WithAttemptTimeout bounds the time each attempt may take until its
 // response headers arrive. An attempt that times out is retried like a
 // transport error. The body is not bounded, so a long stream is not cut.
+// Zero or less means no bound, the default.
 func WithAttemptTimeout(d time.Duration) RetryOption {
 	return retryOption(func(c *config) { c.attemptTimeout = d })
 }
@@ -153,6 +160,7 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		return 0, ErrNotIdempotent
 	}
 	hinted := d.Hint.Source != ""
+	d.Hint.Wait = pos(d.Hint.Wait) // a Classifier of the caller's may say anything
 	var wait time.Duration
 	if hinted {
 		// Never less than the server asked; upward jitter only, and never
@@ -168,7 +176,7 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			wait = min(wait, r.cfg.maxWait)
 		}
 	} else {
-		wait = r.backoff(n)
+		wait = pos(r.backoff(n))
 		if r.cfg.maxWait > 0 && wait > r.cfg.maxWait {
 			return wait, ErrWaitTooLong
 		}
