@@ -78,7 +78,7 @@ const maxErrorBodyWait = time.Second
 // DefaultClassifier is the retry policy of New. In order:
 //
 //   - A transport error is retried unless it cannot heal: the request's
-//     context ended, a bad URL scheme, too many redirects, an invalid header
+//     context ended (or its deprecated Cancel channel closed), a bad URL scheme, too many redirects, an invalid header
 //     or a TLS certificate error (go-retryablehttp's judgement). A refused
 //     or failed dial is marked Unprocessed. The pacer's refusal to wait
 //     past the deadline or the max wait (*WaitError) is final, and so is a
@@ -217,6 +217,9 @@ func classifyError(req *http.Request, err error) Decision {
 	}
 	if ctxErr := req.Context().Err(); ctxErr != nil {
 		return Decision{Reason: "context done"}
+	}
+	if canceled(req.Cancel) {
+		return Decision{Reason: "request canceled"}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		// A per-attempt timeout (the request's own context is still live).

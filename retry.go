@@ -141,7 +141,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			discard(resp, wait)
 			wait -= time.Since(start)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, req.Cancel, wait); err != nil {
 			rp.unsent(next)
 			return nil, &RetryError{Attempts: n, Err: err}
 		}
@@ -304,8 +304,12 @@ func readWithin(body io.ReadCloser, w io.Writer, n int64, d time.Duration) (inTi
 	return t.Stop(), err
 }
 
-// sleep waits for d or until ctx ends, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits for d or until ctx ends or cancel (a request's deprecated
+// Cancel channel, nil if unset) closes, whichever comes first.
+func sleep(ctx context.Context, cancel <-chan struct{}, d time.Duration) error {
+	if canceled(cancel) {
+		return errRequestCanceled
+	}
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -316,5 +320,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-cancel:
+		return errRequestCanceled
+	}
+}
+
+// errRequestCanceled ends a request whose Request.Cancel closed. Unlike
+// http.Transport's error for the same event, it matches context.Canceled,
+// as the cancellation of the request's context does.
+var errRequestCanceled = fmt.Errorf("pacehttp: request canceled (Request.Cancel closed): %w", context.Canceled)
+
+// canceled reports whether the Request.Cancel channel c has closed; a nil c
+// never does.
+func canceled(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }

@@ -915,3 +915,47 @@ func TestNilHeaderOrBody(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestCancelChannel: the deprecated Request.Cancel, which
+// http.Transport still honours, ends the request as the context would:
+// during a wait between attempts, at once, and after an attempt that it cut,
+// with no retry.
+func TestRequestCancelChannel(t *testing.T) {
+	t.Run("during a wait", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := &script{answers: []answer{status(429, "Retry-After", "30")}}
+			req := newRequest(t, context.Background(), "GET", nil)
+			cancel := make(chan struct{})
+			req.Cancel = cancel
+			time.AfterFunc(time.Second, func() { close(cancel) })
+			start := time.Now()
+			_, err := Chain(s, Retry()).RoundTrip(req)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want one matching context.Canceled", err)
+			}
+			if elapsed := time.Since(start); elapsed != time.Second || s.calls != 1 {
+				t.Errorf("returned after %v and %d calls, want 1s (the moment of cancellation) and 1", elapsed, s.calls)
+			}
+		})
+	})
+	t.Run("cutting an attempt", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// As http.Transport does: the attempt fails when Cancel closes.
+			canceled := errors.New("net/http: request canceled")
+			var calls atomic.Int32
+			base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				calls.Add(1)
+				<-req.Cancel
+				return nil, canceled
+			})
+			req := newRequest(t, context.Background(), "GET", nil)
+			cancel := make(chan struct{})
+			req.Cancel = cancel
+			time.AfterFunc(time.Second, func() { close(cancel) })
+			_, err := Chain(base, Retry()).RoundTrip(req)
+			if !errors.Is(err, canceled) || calls.Load() != 1 {
+				t.Errorf("err = %v after %d calls, want the transport's error after 1: a cancelled request is not retried", err, calls.Load())
+			}
+		})
+	})
+}
