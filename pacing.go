@@ -260,6 +260,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: now.Sub(start), Partition: part.name})
 	}
 
+	attemptSent(req)
 	resp, err := p.next.RoundTrip(req)
 	p.observe(part, req, now, resp, err)
 	if part.sem != nil {

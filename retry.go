@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -36,10 +37,15 @@ func WithRetryBudget(ratio, minPerSecond float64) RetryOption {
 	return retryOption(func(c *config) { c.budgetRatio, c.budgetFloor = ratio, minPerSecond })
 }
 
-// WithAttemptTimeout bounds the time each attempt may take until its
-// response headers arrive. An attempt that times out is retried like a
-// transport error. The body is not bounded, so a long stream is not cut.
-// Zero or less means no bound, the default.
+// WithAttemptTimeout bounds the time each attempt may take from the moment
+// it is sent until its response headers arrive. An attempt that times out
+// is retried like a transport error. The body is not bounded, so a long
+// stream is not cut. Zero or less means no bound, the default.
+//
+// The time an attempt waits in the pacer's queue does not count: the clock
+// starts when the pacer hands it to the base transport. That holds when the
+// retry layer is directly over the pacer, as in New; over any other
+// transport, the clock starts when the retry layer hands the attempt on.
 func WithAttemptTimeout(d time.Duration) RetryOption {
 	return retryOption(func(c *config) { c.attemptTimeout = d })
 }
@@ -61,16 +67,20 @@ func (c *config) retryMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget}
+		// A pacer directly below starts the attempt clock itself, when the
+		// attempt leaves its queue (see attemptSent).
+		_, paced := next.(*pacer)
+		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, pacedBelow: paced}
 	}
 }
 
 type retrier struct {
-	next     http.RoundTripper
-	cfg      *config
-	classify Classifier
-	backoff  Backoff
-	budget   *retryBudget // nil: unlimited
+	next       http.RoundTripper
+	cfg        *config
+	classify   Classifier
+	backoff    Backoff
+	budget     *retryBudget // nil: unlimited
+	pacedBelow bool         // next is a pacer, which calls attemptSent
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -205,9 +215,13 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 		return r.checked(req)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
-	timer := time.AfterFunc(r.cfg.attemptTimeout, cancel)
+	clock := &attemptClock{d: r.cfg.attemptTimeout, cancel: cancel}
+	ctx = context.WithValue(ctx, attemptClockKey{}, clock)
+	if !r.pacedBelow {
+		clock.start()
+	}
 	resp, err := r.checked(req.WithContext(ctx))
-	if timedOut := !timer.Stop(); timedOut || err != nil {
+	if timedOut := clock.stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
 		if err == nil {
@@ -230,6 +244,47 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	// and the context is released when the caller closes it.
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// An attemptClock is the attempt timeout of one attempt. It starts when the
+// attempt leaves: when the pacer, about to hand it to its base transport,
+// calls attemptSent, or at once when no pacer is directly below the retry
+// layer. A request cut by it has therefore always been sent.
+type attemptClock struct {
+	d      time.Duration
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	timer   *time.Timer // nil until started
+	stopped bool        // the attempt is over: never start
+}
+
+// attemptClockKey keys an attempt's clock in its context. Only attempts
+// with a timeout carry one, so that the default path allocates nothing.
+type attemptClockKey struct{}
+
+// attemptSent starts the attempt timeout of req, if it has one not yet
+// started. The pacer calls it just before handing req to its base transport.
+func attemptSent(req *http.Request) {
+	if c, ok := req.Context().Value(attemptClockKey{}).(*attemptClock); ok {
+		c.start()
+	}
+}
+
+func (c *attemptClock) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer == nil && !c.stopped {
+		c.timer = time.AfterFunc(c.d, c.cancel)
+	}
+}
+
+// stop ends the clock and reports whether it had run out.
+func (c *attemptClock) stop() (timedOut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return c.timer != nil && !c.timer.Stop()
 }
 
 // checked sends req to the next transport and makes its answer safe to

@@ -959,3 +959,76 @@ func TestRequestCancelChannel(t *testing.T) {
 		})
 	})
 }
+
+// TestAttemptTimeoutExcludesPacerQueue: the attempt timeout runs from the
+// moment the attempt leaves the pacer, not while it waits in the pacer's
+// queue. A POST held there past the timeout was once cut before it left,
+// taken for a hung server, and given up as not idempotent.
+func TestAttemptTimeoutExcludesPacerQueue(t *testing.T) {
+	chains := map[string]func(base http.RoundTripper) http.RoundTripper{
+		"New": func(base http.RoundTripper) http.RoundTripper {
+			return New(base, WithRate(0.2, 1), WithAttemptTimeout(time.Second))
+		},
+		"Retry over Pace": func(base http.RoundTripper) http.RoundTripper {
+			return Chain(base, Retry(WithAttemptTimeout(time.Second)), Pace(WithRate(0.2, 1)))
+		},
+	}
+	for name, chain := range chains {
+		t.Run(name+"/answered", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &script{answers: []answer{status(200)}}
+				rt := chain(s)
+				resp, err := rt.RoundTrip(newRequest(t, context.Background(), "POST", strings.NewReader("first")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				// The burst is spent: the next request waits 5s in the queue.
+				start := time.Now()
+				resp, err = rt.RoundTrip(newRequest(t, context.Background(), "POST", strings.NewReader("second")))
+				if err != nil {
+					t.Fatalf("err = %v, want the 200: the attempt waited in the queue, it did not hang", err)
+				}
+				readAll(t, resp)
+				if elapsed := time.Since(start); s.calls != 2 || elapsed != 5*time.Second {
+					t.Errorf("%d calls, second answered after %v; want 2 calls and 5s in the queue", s.calls, elapsed)
+				}
+			})
+		})
+		t.Run(name+"/hung", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// The second attempt leaves after 5s in the queue and hangs:
+				// it is cut 1s after it left, not 1s after it was made.
+				var sent, cut []time.Time
+				start := time.Now()
+				base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+					sent = append(sent, time.Now())
+					if len(sent) == 1 {
+						return status(200).response(req)
+					}
+					<-req.Context().Done()
+					cut = append(cut, time.Now())
+					return nil, req.Context().Err()
+				})
+				rt := chain(base)
+				resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second+1500*time.Millisecond)
+				defer cancel()
+				_, err = rt.RoundTrip(newRequest(t, ctx, "GET", nil))
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("err = %v, want the attempt timeout", err)
+				}
+				if len(sent) < 2 || sent[1].Sub(start) != 5*time.Second {
+					t.Fatalf("attempts sent at %v, want the second after 5s", sent)
+				}
+				if len(cut) == 0 || cut[0].Sub(start) != 6*time.Second {
+					t.Errorf("second attempt cut at %v, want 6s after the start: 1s after it left the queue", cut)
+				}
+			})
+		})
+	}
+}
