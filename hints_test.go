@@ -3,6 +3,7 @@ package pacehttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -564,6 +565,123 @@ func TestHostileHints(t *testing.T) {
 	}
 }
 
+// TestServerNow: the rule for a server whose clock is not ours. The Date
+// of a response is cut to the second and stamped before the answer
+// travelled, so with agreeing clocks it is up to a second and the latency
+// behind the local clock; within clockTolerance the local clock is kept,
+// being finer. Beyond it the server's clock is not ours, and its absolute
+// times mean its clock: they are measured from its Date.
+func TestServerNow(t *testing.T) {
+	local := now.Add(700 * time.Millisecond) // 12:00:00.7
+	at := func(hms string) time.Time {
+		v, err := time.Parse(time.DateTime, "2025-06-01 "+hms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	date := func(hms string) http.Header { return hdr("Date", at(hms).Format(http.TimeFormat)) }
+	tests := []struct {
+		name string
+		h    http.Header
+		want time.Time
+	}{
+		{"no Date", hdr(), local},
+		{"malformed Date", hdr("Date", "yesterday"), local},
+		{"empty Date", hdr("Date", ""), local},
+		{"agreeing, cut to the second", date("12:00:00"), local},
+		{"1.7s behind: rounding and latency", date("11:59:59"), local},
+		{"1.3s ahead", date("12:00:02"), local},
+		{"2.7s behind", date("11:59:58"), at("11:59:58")},
+		{"2.3s ahead", date("12:00:03"), at("12:00:03")},
+		{"an hour behind", date("11:00:00"), at("11:00:00")},
+		{"an hour ahead", date("13:00:00"), at("13:00:00")},
+		{"ANSI C format", hdr("Date", "Sun Jun  1 11:00:00 2025"), at("11:00:00")},
+		{"repeated: the first counts", hdr("Date", at("11:00:00").Format(http.TimeFormat), "Date", at("12:00:00").Format(http.TimeFormat)), at("11:00:00")},
+	}
+	for _, tt := range tests {
+		if got := serverNow(tt.h, local); !got.Equal(tt.want) {
+			t.Errorf("%s: serverNow = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestClockSkew: absolute times in hints are measured from the response's
+// Date when the server's clock is off, in the retry layer (retryHint) and
+// in the pacer (parseQuotas) alike; with agreeing clocks the local clock
+// keeps its precision.
+func TestClockSkew(t *testing.T) {
+	hourBehind := now.Add(-time.Hour)
+	date := hourBehind.Format(http.TimeFormat)
+	tests := []struct {
+		name string
+		h    http.Header
+		now  time.Time
+		want Hint
+	}{
+		{"Retry-After HTTP-date, server an hour behind",
+			hdr("Date", date, "Retry-After", hourBehind.Add(30*time.Second).Format(http.TimeFormat)), now,
+			Hint{Wait: 30 * time.Second, Source: "retry-after"}},
+		{"Retry-After HTTP-date, server an hour ahead",
+			hdr("Date", now.Add(time.Hour).Format(http.TimeFormat), "Retry-After", now.Add(time.Hour+30*time.Second).Format(http.TimeFormat)), now,
+			Hint{Wait: 30 * time.Second, Source: "retry-after"}},
+		{"Anthropic RFC 3339 reset, server an hour behind",
+			hdr("Date", date, "anthropic-ratelimit-requests-limit", "1", "anthropic-ratelimit-requests-remaining", "0",
+				"anthropic-ratelimit-requests-reset", hourBehind.Add(5*time.Second).Format(time.RFC3339)), now,
+			Hint{Wait: 5 * time.Second, Source: "anthropic-ratelimit-requests-reset"}},
+		{"GitHub epoch reset, server an hour behind",
+			hdr("Date", date, "x-ratelimit-remaining", "0", "x-ratelimit-reset", fmt.Sprint(hourBehind.Add(20*time.Second).Unix())), now,
+			Hint{Wait: 20 * time.Second, Source: "x-ratelimit-reset"}},
+		{"delta-seconds are not moved by the Date",
+			hdr("Date", date, "Retry-After", "7"), now,
+			Hint{Wait: 7 * time.Second, Source: "retry-after"}},
+		{"agreeing clocks keep the local precision",
+			hdr("Date", now.Format(http.TimeFormat), "Retry-After", now.Add(3*time.Second).Format(http.TimeFormat)), now.Add(700 * time.Millisecond),
+			Hint{Wait: 2300 * time.Millisecond, Source: "retry-after"}},
+	}
+	for _, tt := range tests {
+		hint, ok, err := retryHint(tt.h, tt.now)
+		if err != nil || !ok || hint != tt.want {
+			t.Errorf("%s: retryHint = %+v, %v, %v; want %+v", tt.name, hint, ok, err, tt.want)
+		}
+	}
+
+	// The pacer reads resets through parseQuotas, by the same rule.
+	h := hdr("Date", date, "anthropic-ratelimit-tokens-limit", "1000", "anthropic-ratelimit-tokens-remaining", "0",
+		"anthropic-ratelimit-tokens-reset", hourBehind.Add(10*time.Second).Format(time.RFC3339))
+	qs, err := parseQuotas(h, now)
+	if err != nil || len(qs) != 1 || qs[0].Reset != 10*time.Second {
+		t.Errorf("parseQuotas = %+v, %v; want one quota resetting in 10s", qs, err)
+	}
+}
+
+// FuzzServerNow checks the clock rule on any Date value and local time:
+// the result is the local clock, or the Date when it parses and lies
+// clockTolerance or more away; never anything else.
+func FuzzServerNow(f *testing.F) {
+	f.Add("Sun, 01 Jun 2025 11:00:00 GMT", int64(0))
+	f.Add("Sun, 01 Jun 2025 12:00:01 GMT", int64(700e6))
+	f.Add("Fri, 31 Dec 9999 23:59:59 GMT", int64(-1))
+	f.Add("Mon, 01 Jan 0001 00:00:00 GMT", int64(math.MaxInt64))
+	f.Add("Sunday, 01-Jun-25 11:59:58 GMT", int64(math.MinInt64))
+	f.Add("garbage", int64(5))
+	f.Fuzz(func(t *testing.T, date string, offset int64) {
+		local := now.Add(time.Duration(offset))
+		got := serverNow(hdr("Date", date), local)
+		parsed, err := http.ParseTime(strings.Trim(date, " \t"))
+		switch {
+		case got.Equal(local):
+			if err == nil && (local.Sub(parsed) >= clockTolerance || parsed.Sub(local) >= clockTolerance) {
+				t.Errorf("Date %q is %v from %v, yet the local clock was kept", date, local.Sub(parsed), local)
+			}
+		case err != nil || !got.Equal(parsed):
+			t.Errorf("serverNow(%q, %v) = %v: neither the local clock nor the Date", date, local, got)
+		case local.Sub(parsed) < clockTolerance && parsed.Sub(local) < clockTolerance:
+			t.Errorf("Date %q is within %v of %v, yet replaced the local clock", date, clockTolerance, local)
+		}
+	})
+}
+
 // checkHint fails t unless hint, ok and err keep retryHint's contract.
 func checkHint(t *testing.T, hint Hint, ok bool, err error) {
 	t.Helper()
@@ -604,6 +722,7 @@ func FuzzRetryHint(f *testing.F) {
 			"X-Ratelimit-Reset":                       {reset},
 			"X-Ratelimit-Limit-Requests":              {remaining},
 			"Anthropic-Ratelimit-Output-Tokens-Reset": {retryAfter},
+			"Date": {retryAfter}, // any Date moves every absolute time
 		}
 		for _, h := range []http.Header{
 			{"Retry-After-Ms": {ms}},

@@ -1032,3 +1032,26 @@ func TestAttemptTimeoutExcludesPacerQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestClockSkewedServer: a server whose clock is an hour behind asks, by
+// HTTP-date, for 30s. The wait is measured from its Date, not from the
+// local clock, by which the date is long past.
+func TestClockSkewedServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		serverClock := time.Now().Add(-time.Hour)
+		s := &script{answers: []answer{
+			status(429, "Date", serverClock.Format(http.TimeFormat), "Retry-After", serverClock.Add(30*time.Second).Format(http.TimeFormat)),
+			status(200),
+		}}
+		start := time.Now()
+		resp, err := Chain(s, Retry()).RoundTrip(newRequest(t, context.Background(), "GET", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		// 30s, plus upward jitter of at most a second.
+		if w := s.times[1].Sub(start); s.calls != 2 || w < 30*time.Second || w >= 31*time.Second {
+			t.Errorf("second attempt after %v (%d calls), want 30s plus jitter", w, s.calls)
+		}
+	})
+}
