@@ -36,12 +36,21 @@ type Hint struct {
 	// as "retry-after" or "x-ratelimit-reset-requests", or
 	// "google.rpc.RetryInfo" for a hint read from a response body.
 	Source string
+
+	// Ignored reports the hints the server sent malformed, which were
+	// skipped as if absent: a *HeaderError each (at most maxHeaderErrors),
+	// joined with errors.Join. It may be set whether or not Source is, and
+	// reaches hooks as Event.IgnoredHints.
+	Ignored error
 }
 
 // A HeaderError reports a rate-limit hint that was malformed or hostile and
 // was therefore ignored, as if absent. It is informative: parsing goes on
 // with the next source, so a response may carry both a HeaderError and a
-// valid hint.
+// valid hint. DefaultClassifier hands them on in Hint.Ignored, and the
+// retry layer's EventRetry and EventGiveUp carry them as IgnoredHints, so
+// that a hook (LogHook among them) shows why a server's hint was not
+// followed.
 type HeaderError struct {
 	// Header is the lower-case header name or, for a hint in a response
 	// body, the message it was read from, such as "google.rpc.RetryInfo".
@@ -103,8 +112,8 @@ var (
 // earns another 429.
 //
 // A malformed value is skipped as if absent and reported in err as a
-// *HeaderError, several joined with errors.Join; err may be non-nil when ok
-// is true.
+// *HeaderError, several (at most maxHeaderErrors) joined with errors.Join;
+// err may be non-nil when ok is true.
 func retryHint(h http.Header, now time.Time) (hint Hint, ok bool, err error) {
 	r := &headerReader{h: h, now: now}
 	if d, ok := field(r, "retry-after-ms", parseMillis, longer); ok {
@@ -220,8 +229,14 @@ type headerReader struct {
 	clockRead bool
 }
 
+// maxHeaderErrors bounds the errors kept for one response: a server may
+// repeat a malformed header thousands of times, and each error is logged.
+const maxHeaderErrors = 8
+
 func (r *headerReader) fail(name, value string, err error) {
-	r.errs = append(r.errs, &HeaderError{Header: name, Value: value, Err: err})
+	if len(r.errs) < maxHeaderErrors {
+		r.errs = append(r.errs, &HeaderError{Header: name, Value: value, Err: err})
+	}
 }
 
 func (r *headerReader) err() error { return errors.Join(r.errs...) }

@@ -682,6 +682,20 @@ func FuzzServerNow(f *testing.F) {
 	})
 }
 
+// TestHeaderErrorsBounded: a header repeated thousands of times with a
+// malformed value yields at most maxHeaderErrors errors, so that a hook
+// logging them stays short.
+func TestHeaderErrorsBounded(t *testing.T) {
+	h := http.Header{"Retry-After": make([]string, 5000)}
+	for i := range h["Retry-After"] {
+		h["Retry-After"][i] = "soon"
+	}
+	_, ok, err := retryHint(h, now)
+	if n := len(errHeaders(t, err)); ok || n != maxHeaderErrors {
+		t.Errorf("ok = %v with %d errors, want no hint and %d errors", ok, n, maxHeaderErrors)
+	}
+}
+
 // checkHint fails t unless hint, ok and err keep retryHint's contract.
 func checkHint(t *testing.T, hint Hint, ok bool, err error) {
 	t.Helper()

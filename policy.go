@@ -113,10 +113,12 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 	}
 	hint, hinted := responseHint(resp)
 	if !hinted && code == http.StatusTooManyRequests {
+		ignored := hint.Ignored
 		var daily bool
 		if hint, hinted, daily = bodyHint(resp); daily {
-			return Decision{Reason: "daily quota exhausted"}
+			return Decision{Reason: "daily quota exhausted", Hint: Hint{Ignored: errors.Join(ignored, hint.Ignored)}}
 		}
+		hint.Ignored = errors.Join(ignored, hint.Ignored)
 	}
 	if should == "true" {
 		// The server vouches that a retry is safe: it did not act on the
@@ -159,9 +161,11 @@ func retryableStatus(code int) bool {
 }
 
 // responseHint returns the server's hint from the headers of an error
-// response. Malformed headers are ignored, as if absent.
+// response. Malformed headers are ignored, as if absent, and reported in
+// Hint.Ignored.
 func responseHint(resp *http.Response) (Hint, bool) {
-	hint, ok, _ := retryHint(resp.Header, time.Now())
+	hint, ok, err := retryHint(resp.Header, time.Now())
+	hint.Ignored = err
 	return hint, ok
 }
 
@@ -181,7 +185,8 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 	if !inTime || err != nil || peek.Len() == maxErrorBodyPeek {
 		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
 	}
-	hint, ok, daily, _ = retryHintFromBody(peek.Bytes())
+	hint, ok, daily, err = retryHintFromBody(peek.Bytes())
+	hint.Ignored = err
 	return hint, ok, daily
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 )
 
@@ -399,6 +400,9 @@ func FuzzClassifier(f *testing.F) {
 		if got, err := io.ReadAll(resp.Body); err != nil || string(got) != body {
 			t.Errorf("body after classifying: %q, %v; want %q", got, err, body)
 		}
+		if n := len(errHeaders(t, d.Hint.Ignored)); n > 2*maxHeaderErrors {
+			t.Errorf("%d ignored hints reported, want at most %d (headers, then body)", n, 2*maxHeaderErrors)
+		}
 		// A second look at the same answer gives the same verdict. Waits
 		// from HTTP-dates depend on the clock, so only their source is
 		// compared.
@@ -415,6 +419,44 @@ func FuzzClassifier(f *testing.F) {
 		errD = DefaultClassifier(req, nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.Errno(status & 0xff)})
 		if errD.Hint.Source != "" || errD.Unprocessed && !errD.Retry {
 			t.Errorf("errno %d verdict %+v", status&0xff, errD)
+		}
+	})
+}
+
+// TestIgnoredHintsReachHooks: malformed hints are not followed, and say so:
+// DefaultClassifier reports them in Hint.Ignored, one *HeaderError each,
+// and the retry and give-up events carry them as IgnoredHints.
+func TestIgnoredHintsReachHooks(t *testing.T) {
+	badBody := `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"soon"}]}}`
+	resp := &http.Response{StatusCode: 429, Body: io.NopCloser(strings.NewReader(badBody)),
+		Header: http.Header{"Retry-After": {"in a while"}, "Content-Type": {"application/json"}}}
+	req := newRequest(t, context.Background(), "GET", nil)
+	d := DefaultClassifier(req, resp, nil)
+	if diff := cmp.Diff([]string{"retry-after", "google.rpc.RetryInfo"}, errHeaders(t, d.Hint.Ignored)); diff != "" {
+		t.Errorf("Hint.Ignored headers (-want +got):\n%s", diff)
+	}
+
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(503, "Retry-After", "-5")}}
+		var events []Event
+		rt := Chain(s, Retry(WithMaxAttempts(2), WithHook(func(e Event) { events = append(events, e) })))
+		resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		var kinds []EventKind
+		for _, e := range events {
+			if e.IgnoredHints != nil {
+				kinds = append(kinds, e.Kind)
+				herr, ok := errors.AsType[*HeaderError](e.IgnoredHints)
+				if !ok || herr.Header != "retry-after" || herr.Value != "-5" {
+					t.Errorf("%v: IgnoredHints = %v, want the retry-after HeaderError", e.Kind, e.IgnoredHints)
+				}
+			}
+		}
+		if diff := cmp.Diff([]EventKind{EventRetry, EventGiveUp}, kinds); diff != "" {
+			t.Errorf("events with IgnoredHints (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -126,7 +126,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 				cause = ErrBodyNotReplayable
 			}
 		}
-		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err}
+		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
 		}
