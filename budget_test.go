@@ -2,6 +2,9 @@ package pacehttp
 
 import (
 	"context"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -58,6 +61,31 @@ func TestRefusedRetryDoesNotSpendBudget(t *testing.T) {
 		readAll(t, resp)
 		if resp.StatusCode != 200 || s.calls != 3 {
 			t.Errorf("second request: %d after %d calls in all, want 200 after 3: the refused retry spent the budget", resp.StatusCode, s.calls)
+		}
+	})
+}
+
+// TestFailedGetBodyDoesNotSpendBudget: a retry given up because GetBody
+// failed spends no budget; the budget is drawn on last.
+func TestFailedGetBodyDoesNotSpendBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{answers: []answer{status(503), status(503), status(200)}}
+		// One unhinted retry to spend in this instant.
+		rt := Chain(s, Retry(WithRetryBudget(0, 1), WithBackoffFunc(func(int) time.Duration { return 10 * time.Millisecond })))
+		req := newRequest(t, context.Background(), "PUT", strings.NewReader("x"))
+		req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("gone") }
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		resp, err = rt.RoundTrip(newRequest(t, context.Background(), "PUT", strings.NewReader("x")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != 200 || s.calls != 3 {
+			t.Errorf("second request: %d after %d calls in all, want 200 after 3: the failed GetBody spent the budget", resp.StatusCode, s.calls)
 		}
 	})
 }

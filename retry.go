@@ -116,16 +116,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		wait, cause := r.plan(ctx, areq, &rp, n, d)
-		var next *http.Request
-		var detail error // what GetBody said, when it failed
-		if cause == nil {
-			// The next attempt's body is got before this answer is
-			// drained: if GetBody fails, the answer is handed back.
-			if next, detail = rp.attempt(n + 1); detail != nil {
-				cause = ErrBodyNotReplayable
-			}
-		}
+		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d)
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -159,8 +150,29 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// plan returns the wait before attempt n+1, or why there is none.
-func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision) (time.Duration, error) {
+// plan returns the wait before attempt n+1 and its request, or why there is
+// none: cause is one of the Err... sentinels, and detail GetBody's error
+// when that was why.
+func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision) (wait time.Duration, next *http.Request, cause, detail error) {
+	wait, err := r.wait(ctx, req, rp, n, d)
+	if err != nil {
+		return wait, nil, err, nil
+	}
+	// The next attempt's body is got now, before this answer is drained:
+	// if GetBody fails, the answer is still there to hand back.
+	if next, err = rp.attempt(n + 1); err != nil {
+		return wait, nil, ErrBodyNotReplayable, err
+	}
+	// Last, so that a retry refused for another reason spends nothing.
+	if d.Hint.Source == "" && r.budget != nil && !r.budget.withdraw(time.Now()) {
+		rp.unsent(next)
+		return 0, nil, ErrRetryBudgetExhausted, nil
+	}
+	return wait, next, nil, nil
+}
+
+// wait returns the wait before attempt n+1, or the rule that forbids it.
+func (r *retrier) wait(ctx context.Context, req *http.Request, rp *replay, n int, d Decision) (time.Duration, error) {
 	switch {
 	case n >= r.cfg.maxAttempts:
 		return 0, ErrAttemptsExhausted
@@ -201,10 +213,6 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		if left < wait {
 			return wait, ErrWaitPastDeadline
 		}
-	}
-	// Last, so that a retry refused for another reason spends nothing.
-	if !hinted && r.budget != nil && !r.budget.withdraw(time.Now()) {
-		return 0, ErrRetryBudgetExhausted
 	}
 	return wait, nil
 }
