@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -139,4 +140,96 @@ func TestFaultsLeaveNoConnections(t *testing.T) {
 	rt.CloseIdleConnections()
 	waitZero(t, "server conns", cc.open.Load)
 	t.Logf("%d requests over %d connections", n.Load(), cc.total.Load())
+}
+
+func TestNewAndNewClient(t *testing.T) {
+	if tr := New(nil); tr.base != http.DefaultTransport {
+		t.Errorf("New(nil) base = %T, want http.DefaultTransport", tr.base)
+	}
+	c := NewClient(WithMaxAttempts(2))
+	if _, ok := c.Transport.(*Transport); !ok || c.Timeout != 0 {
+		t.Errorf("NewClient: transport %T, timeout %v; want a *Transport and no timeout, which would cut streams", c.Transport, c.Timeout)
+	}
+}
+
+// idleCloser is a base transport that counts CloseIdleConnections calls.
+type idleCloser struct {
+	script
+	closed atomic.Int32
+}
+
+func (c *idleCloser) CloseIdleConnections() { c.closed.Add(1) }
+
+func TestCloseIdleConnections(t *testing.T) {
+	base := &idleCloser{script: script{answers: []answer{status(200)}}}
+	New(base).CloseIdleConnections()
+	if n := base.closed.Load(); n != 1 {
+		t.Errorf("base's CloseIdleConnections called %d times, want 1", n)
+	}
+	New(&script{answers: []answer{status(200)}}).CloseIdleConnections() // a base without it: nothing to do
+}
+
+// TestBodyClosedOnEveryPath: through the full chain, the caller's body is
+// closed exactly once on the paths that end before or between attempts.
+// (FuzzReplayBody and TestNothingLost cover the paths through the
+// transport.)
+func TestBodyClosedOnEveryPath(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []Option
+		answers []answer
+		ctx     func() (context.Context, context.CancelFunc)
+		before  int // requests sent first, to spend a budget
+		wantErr error
+	}{
+		{"pacer refuses to wait", []Option{WithRate(1, 1), WithMaxWait(100 * time.Millisecond)}, []answer{status(200)}, nil, 1, ErrWaitTooLong},
+		{"cancelled during a retry wait", nil, []answer{status(429, "Retry-After", "30")},
+			func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				time.AfterFunc(time.Second, cancel)
+				return ctx, cancel
+			}, 0, context.Canceled},
+		{"deadline too short for the hint", nil, []answer{status(429, "Retry-After", "30")},
+			func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 10*time.Second)
+			}, 0, nil},
+		{"single attempt, body unread", []Option{WithMaxAttempts(1)}, []answer{status(500)}, nil, 0, nil},
+	}
+	for _, tt := range tests {
+		for _, getBody := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/GetBody=%v", tt.name, getBody), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					s := &script{answers: tt.answers}
+					rt := New(s, tt.opts...)
+					for range tt.before {
+						resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+						if err != nil {
+							t.Fatal(err)
+						}
+						readAll(t, resp)
+					}
+					ctx, cancel := context.WithCancel(context.Background())
+					if tt.ctx != nil {
+						ctx, cancel = tt.ctx()
+					}
+					defer cancel()
+					body := &countingBody{Reader: strings.NewReader("payload")}
+					req := newRequest(t, ctx, "PUT", body)
+					if getBody {
+						req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("payload")), nil }
+					}
+					resp, err := rt.RoundTrip(req)
+					if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+						t.Errorf("err = %v, want %v", err, tt.wantErr)
+					}
+					if resp != nil {
+						readAll(t, resp)
+					}
+					if n := body.closes.Load(); n != 1 {
+						t.Errorf("caller's body closed %d times, want 1", n)
+					}
+				})
+			})
+		}
+	}
 }
