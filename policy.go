@@ -78,11 +78,12 @@ const maxErrorBodyWait = time.Second
 // DefaultClassifier is the retry policy of New. In order:
 //
 //   - A transport error is retried unless it cannot heal: the request's
-//     context ended (or its deprecated Cancel channel closed), a bad URL scheme, too many redirects, an invalid header
-//     or a TLS certificate error (go-retryablehttp's judgement). A refused
-//     or failed dial is marked Unprocessed. The pacer's refusal to wait
-//     past the deadline or the max wait (*WaitError) is final, and so is a
-//     Limiter's refusal to reserve (see WithLimiter).
+//     context ended (or its deprecated Cancel channel closed), a bad URL
+//     scheme, too many redirects, an invalid header or a TLS certificate
+//     error (go-retryablehttp's judgement). A refused or failed dial is
+//     marked Unprocessed. The pacer's refusal to wait past the deadline or
+//     the max wait (*WaitError) is final, and so is a Limiter's refusal to
+//     reserve (see WithLimiter).
 //   - A response below 400 is final.
 //   - An X-Should-Retry: true or false response header decides; with
 //     false, nothing more is read. With true the server vouches that it did
@@ -95,7 +96,8 @@ const maxErrorBodyWait = time.Second
 //   - Anything else is final.
 //
 // The Hint is the server's: see the package's docs/retry.md for the headers
-// read and their order.
+// read and their order. Malformed hints are ignored, as if absent, and
+// reported in Hint.Ignored.
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decision {
 	if err != nil {
 		return classifyError(req, err)
