@@ -183,7 +183,7 @@ type learner struct {
 	// got through, its late answers included. Rates measured over windows
 	// assume no more than this was in the bucket when a window began.
 	maxBurst float64
-	hold    time.Duration
+	hold     time.Duration
 
 	// The refusal the delivery-rate bound counts from, and what has been
 	// accepted since (requests that left after it).
@@ -227,7 +227,7 @@ type learner struct {
 	// inFlightOKBefore is the same count before the last refusal, so that
 	// a refusal soon after another still compares with a full picture.
 	inFlightOKBefore int
-	capped     bool // window is a learned concurrency cap, not the cold start's
+	capped           bool // window is a learned concurrency cap, not the cold start's
 	// sure: a second refusal confirmed the cap. The cold start's first
 	// refusal looks the same under a cap and under a rate, so until then
 	// the window widens fast (tentativeGrowth), and a rate that is the real
@@ -240,11 +240,11 @@ type learner struct {
 
 	headersAt time.Time // when headers last stated the limits
 
-	cost       time.Duration // what refusals cost lately: how long the gate stayed closed
-	openedAt    time.Time // when the gate last opened after a long closure
-	sinceOpened int       // requests accepted that left since
-	boundAt    time.Time     // when the rate last held a request back
-	advancedAt time.Time // when advance last ran
+	cost        time.Duration // what refusals cost lately: how long the gate stayed closed
+	openedAt    time.Time     // when the gate last opened after a long closure
+	sinceOpened int           // requests accepted that left since
+	boundAt     time.Time     // when the rate last held a request back
+	advancedAt  time.Time     // when advance last ran
 }
 
 func newLearner(now time.Time, floor, stated float64, statedBurst int) learner {
@@ -350,7 +350,6 @@ func (l *learner) slowed(d time.Duration) time.Duration {
 // climbs advance only while it does, so that a rate nobody sends at (the
 // window binds, or there is little to send) does not grow out of reach.
 func (l *learner) bound(now time.Time) { l.boundAt = now }
-
 
 // accepted records that a request sent at sent, when inFlight requests (it
 // included) were out, was served.

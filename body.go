@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 )
 
@@ -42,10 +43,12 @@ func newReplay(req *http.Request, limit int64) (replay, error) {
 	case limit < 0:
 		// No retry to buffer for: the body goes once, unread by us.
 	default:
-		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		// One byte past the limit tells an oversize body; at MaxInt64
+		// there is no such byte to read, and limit+1 would wrap.
+		buf, err := io.ReadAll(io.LimitReader(req.Body, min(limit, math.MaxInt64-1)+1))
 		if err != nil {
 			req.Body.Close()
-			return replay{}, fmt.Errorf("pacehttp: reading request body: %w", err)
+			return replay{}, fmt.Errorf("reading request body: %w", err)
 		}
 		if int64(len(buf)) > limit {
 			// Too large to hold: send it once, the probed prefix first.
@@ -64,18 +67,26 @@ func newReplay(req *http.Request, limit int64) (replay, error) {
 // replayable reports whether attempts after the first can be made.
 func (r *replay) replayable() bool { return r.static || r.getBody != nil }
 
-// attempt returns the request for attempt n (from 1). It never modifies
-// the caller's request: later attempts are shallow copies sharing its
-// headers, which no layer of the chain writes to.
+// attempt returns the request for attempt n (from 1), or GetBody's error.
+// It never modifies the caller's request: later attempts are shallow
+// copies sharing its headers, which no layer of the chain writes to.
 func (r *replay) attempt(n int) (*http.Request, error) {
 	if n == 1 || r.static {
 		return r.first, nil
 	}
 	body, err := r.getBody()
 	if err != nil {
-		return nil, fmt.Errorf("pacehttp: replaying request body: %w", err)
+		return nil, err
 	}
 	return withBody(r.orig, body, r.getBody), nil
+}
+
+// unsent closes the body of an attempt that will not be made, if it is one
+// of replay's own; the caller's body is left to whoever holds it.
+func (r *replay) unsent(req *http.Request) {
+	if req != r.first && req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 func withBody(req *http.Request, body io.ReadCloser, getBody func() (io.ReadCloser, error)) *http.Request {

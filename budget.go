@@ -30,10 +30,17 @@ type retryBudget struct {
 
 const maxBudgetBalance = 100
 
+// maxBudgetBurst bounds the floor's burst, so that a huge minPerSecond
+// converts to an int on every platform.
+const maxBudgetBurst = 1 << 30
+
+// newRetryBudget returns the budget of WithRetryBudget. ratio must not be
+// NaN (the option makes it 0); a minPerSec of zero or less, or NaN, means
+// no floor.
 func newRetryBudget(ratio, minPerSec float64) *retryBudget {
 	b := &retryBudget{ratio: ratio}
 	if minPerSec > 0 {
-		b.floor = rate.NewLimiter(rate.Limit(minPerSec), max(int(minPerSec), 1))
+		b.floor = rate.NewLimiter(rate.Limit(minPerSec), int(min(max(minPerSec, 1), maxBudgetBurst)))
 	}
 	return b
 }

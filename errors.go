@@ -30,18 +30,30 @@ var (
 
 // A RetryError is every error the retry layer returns: the last attempt's
 // transport error, the error of a classifier that stopped on a response
-// (Decision.Err), the context's error when it ended during a wait, or a
-// failed GetBody. Err is that error; Cause says why no further attempt was
-// made (one of the Err... sentinels above), or is nil when the error was
-// final by itself. errors.Is and errors.As see both.
+// (Decision.Err), the context's error when it ended during a wait, or the
+// error of reading the request body before the first attempt. errors.Is
+// and errors.As see both Err and Cause.
 type RetryError struct {
+	// Attempts is the number of attempts made: 0 when the request body
+	// could not be read and nothing was sent.
 	Attempts int
-	Err      error
-	Cause    error
+
+	// Err is the error of the last attempt, or of the wait or body read
+	// that ended the request.
+	Err error
+
+	// Cause says why no further attempt was made, when the last attempt's
+	// error was not final by itself: it matches one of the Err...
+	// sentinels above with errors.Is, and when GetBody failed it also
+	// wraps GetBody's error. Nil when Err was final.
+	Cause error
 }
 
 // Error names the attempt, the cause if any, and the transport error.
 func (e *RetryError) Error() string {
+	if e.Attempts == 0 && e.Cause == nil {
+		return fmt.Sprintf("pacehttp: before the first attempt: %v", e.Err)
+	}
 	if e.Cause == nil {
 		return fmt.Sprintf("pacehttp: attempt %d: %v", e.Attempts, e.Err)
 	}

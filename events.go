@@ -68,6 +68,12 @@ type Event struct {
 	// Err is the attempt's transport error, if any.
 	Err error
 
+	// IgnoredHints reports the hints of the attempt's answer that were
+	// malformed and so ignored (EventRetry, EventGiveUp): Hint.Ignored of
+	// the classifier's Decision, a *HeaderError each. Its text quotes at
+	// most 64 bytes of each value.
+	IgnoredHints error
+
 	// Partition is the hashed key of the pacing partition, "" outside the
 	// pacer. It never contains a raw credential.
 	Partition string

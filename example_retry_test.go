@@ -1,6 +1,7 @@
 package pacehttp_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,4 +204,37 @@ func ExampleWithAttemptTimeout() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, "after", seen.Load(), "attempts")
 	// Output: 200 after 2 attempts
+}
+
+// A hint the server sent malformed is not followed, and a hook is told: the
+// retry and give-up events carry it as IgnoredHints, a *HeaderError each.
+func ExampleHeaderError() {
+	var seen atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1) == 1 {
+			w.Header().Set("Retry-After", "soon")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+
+	client := pacehttp.NewClient(pacehttp.WithBackoff(time.Millisecond, time.Millisecond),
+		pacehttp.WithHook(func(e pacehttp.Event) {
+			var herr *pacehttp.HeaderError
+			if errors.As(e.IgnoredHints, &herr) {
+				fmt.Printf("%v: ignored %s %q\n", e.Kind, herr.Header, herr.Value)
+			}
+		}))
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, "after", seen.Load(), "attempts")
+	// Output:
+	// retry: ignored retry-after "soon"
+	// 200 after 2 attempts
 }

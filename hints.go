@@ -36,12 +36,21 @@ type Hint struct {
 	// as "retry-after" or "x-ratelimit-reset-requests", or
 	// "google.rpc.RetryInfo" for a hint read from a response body.
 	Source string
+
+	// Ignored reports the hints the server sent malformed, which were
+	// skipped as if absent: a *HeaderError each (at most maxHeaderErrors),
+	// joined with errors.Join. It may be set whether or not Source is, and
+	// reaches hooks as Event.IgnoredHints.
+	Ignored error
 }
 
 // A HeaderError reports a rate-limit hint that was malformed or hostile and
 // was therefore ignored, as if absent. It is informative: parsing goes on
 // with the next source, so a response may carry both a HeaderError and a
-// valid hint.
+// valid hint. DefaultClassifier hands them on in Hint.Ignored, and the
+// retry layer's EventRetry and EventGiveUp carry them as IgnoredHints, so
+// that a hook (LogHook among them) shows why a server's hint was not
+// followed.
 type HeaderError struct {
 	// Header is the lower-case header name or, for a hint in a response
 	// body, the message it was read from, such as "google.rpc.RetryInfo".
@@ -94,13 +103,17 @@ var (
 //     When several are exhausted, the longest wins, since the request needs
 //     all of them.
 //
+// Absolute times (an HTTP-date, RFC 3339 and epoch resets) are measured
+// from serverNow, which is now unless the response's Date shows a server
+// clock that is off.
+//
 // A header repeated with different values yields its largest valid value,
 // never their sum: the conservative reading, since waiting too little only
 // earns another 429.
 //
 // A malformed value is skipped as if absent and reported in err as a
-// *HeaderError, several joined with errors.Join; err may be non-nil when ok
-// is true.
+// *HeaderError, several (at most maxHeaderErrors) joined with errors.Join;
+// err may be non-nil when ok is true.
 func retryHint(h http.Header, now time.Time) (hint Hint, ok bool, err error) {
 	r := &headerReader{h: h, now: now}
 	if d, ok := field(r, "retry-after-ms", parseMillis, longer); ok {
@@ -209,12 +222,21 @@ func parseQuotas(h http.Header, now time.Time) ([]quota, error) {
 // errors met on the way.
 type headerReader struct {
 	h    http.Header
-	now  time.Time
+	now  time.Time // the local clock when the response arrived
 	errs []error
+
+	ref       time.Time // serverNow, once clockRead
+	clockRead bool
 }
 
+// maxHeaderErrors bounds the errors kept for one response: a server may
+// repeat a malformed header thousands of times, and each error is logged.
+const maxHeaderErrors = 8
+
 func (r *headerReader) fail(name, value string, err error) {
-	r.errs = append(r.errs, &HeaderError{Header: name, Value: value, Err: err})
+	if len(r.errs) < maxHeaderErrors {
+		r.errs = append(r.errs, &HeaderError{Header: name, Value: value, Err: err})
+	}
 }
 
 func (r *headerReader) err() error { return errors.Join(r.errs...) }
@@ -600,6 +622,44 @@ func parseGoDuration(s string) (time.Duration, error) {
 // until is the non-negative time from now to t; time.Time.Sub saturates.
 func until(t, now time.Time) time.Duration { return max(t.Sub(now), 0) }
 
+// clockTolerance is how far a response's Date may be from the local clock
+// and still be taken to agree with it. Date is cut to the second and
+// stamped before the answer travelled, so with agreeing clocks it lags by
+// up to a second plus the latency; 2s leaves a second for latency and
+// ordinary drift.
+const clockTolerance = 2 * time.Second
+
+// serverNow returns the instant from which the absolute times of a response
+// with headers h are measured (HTTP-date Retry-After, RFC 3339 and epoch
+// resets), received at now by the local clock.
+//
+// The rule: when the response's Date parses and differs from now by
+// clockTolerance or more, the server's clock is not ours and its times mean
+// its clock, so they are measured from Date, as RFC 9110 lets a recipient
+// do. Otherwise now, which is finer than Date's whole seconds: a server
+// whose clock agrees with ours loses no precision. A wait measured from
+// Date is never short: Date is at or before the server's clock.
+func serverNow(h http.Header, now time.Time) time.Time {
+	v := h.Get("Date")
+	if v == "" {
+		return now
+	}
+	date, err := http.ParseTime(strings.Trim(v, " \t"))
+	if err != nil || date.Sub(now) < clockTolerance && now.Sub(date) < clockTolerance {
+		return now
+	}
+	return date
+}
+
+// clock returns serverNow for r's response, read once and only when an
+// absolute time needs it.
+func (r *headerReader) clock() time.Time {
+	if !r.clockRead {
+		r.ref, r.clockRead = serverNow(r.h, r.now), true
+	}
+	return r.ref
+}
+
 // retryAfter parses a Retry-After value: delta-seconds or an HTTP-date.
 func (r *headerReader) retryAfter(s string) (time.Duration, error) {
 	if isDigit(s[0]) {
@@ -612,7 +672,7 @@ func (r *headerReader) retryAfter(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, errDelay // not err: it quotes the whole value
 	}
-	return until(t, r.now), nil
+	return until(t, r.clock()), nil
 }
 
 // timestamp parses an RFC 3339 reset time, as Anthropic sends it.
@@ -621,7 +681,7 @@ func (r *headerReader) timestamp(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, errTimestamp
 	}
-	return until(t, r.now), nil
+	return until(t, r.clock()), nil
 }
 
 // epoch parses a reset time in Unix seconds, as GitHub sends it.
@@ -638,7 +698,7 @@ func (r *headerReader) epoch(s string) (time.Duration, error) {
 		// seconds until the reset here, not the instant of it.
 		return since, nil
 	}
-	return until(time.Unix(0, 0).Add(since), r.now), nil
+	return until(time.Unix(0, 0).Add(since), r.clock()), nil
 }
 
 // epochFloor tells the two readings of x-ratelimit-reset apart: 10^8 seconds

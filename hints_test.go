@@ -1,14 +1,19 @@
 package pacehttp
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 )
 
 // now is the fixed clock of every hint test: a Sunday.
@@ -451,4 +456,357 @@ func TestHeaderError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Hostile hints run through the whole chain under testing/synctest, over
+// the in-memory transport of a Scripted server, so that the fake clock
+// measures every wait exactly: an ignored hint shows as the fixed backoff
+// (hostileBackoff), an honoured one as its own length plus upward jitter,
+// and a give-up as no time at all.
+const (
+	hostileBackoff = 7 * time.Second  // the wait when a hint is ignored
+	hostileMaxWait = 10 * time.Second // WithMaxWait of every case
+)
+
+func hostileOpts(extra ...Option) []Option {
+	return append([]Option{
+		WithMaxAttempts(2),
+		WithMaxWait(hostileMaxWait),
+		WithBackoffFunc(func(int) time.Duration { return hostileBackoff }),
+		WithRetryBudget(-1, 0),
+	}, extra...)
+}
+
+func TestHostileHints(t *testing.T) {
+	const (
+		ignored  = iota // malformed: as if absent, so the fixed backoff
+		honoured        // a valid wait within the cap: slept, plus jitter
+		giveUp          // valid but beyond the cap: the 429 at once
+	)
+	farFuture := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Format(http.TimeFormat)
+	farPast := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		header []string
+		want   int
+		wait   time.Duration // for honoured: the hint
+	}{
+		{"retry-after 1e18 (exponent form)", []string{"Retry-After", "1e18"}, ignored, 0},
+		{"retry-after 10^18 seconds", []string{"Retry-After", "1" + strings.Repeat("0", 18)}, giveUp, 0},
+		{"retry-after -5", []string{"Retry-After", "-5"}, ignored, 0},
+		{"retry-after NaN", []string{"Retry-After", "NaN"}, ignored, 0},
+		{"retry-after Infinity", []string{"Retry-After", "Infinity"}, ignored, 0},
+		{"retry-after +Inf", []string{"Retry-After", "+Inf"}, ignored, 0},
+		{"retry-after 500 digits", []string{"Retry-After", strings.Repeat("9", 500)}, giveUp, 0},
+		{"retry-after 500 digits of fraction", []string{"Retry-After", "1." + strings.Repeat("9", 500)}, honoured, 2 * time.Second},
+		{"retry-after year 9999", []string{"Retry-After", farFuture}, giveUp, 0},
+		{"retry-after year 1900", []string{"Retry-After", farPast}, honoured, 0},
+		{"retry-after empty", []string{"Retry-After", ""}, ignored, 0},
+		{"retry-after NUL bytes", []string{"Retry-After", "1\x002"}, ignored, 0},
+		{"retry-after folded list", []string{"Retry-After", "2, 7"}, ignored, 0},
+		{"retry-after-ms negative", []string{"retry-after-ms", "-1"}, ignored, 0},
+		{"retry-after-ms 30 digits", []string{"retry-after-ms", strings.Repeat("9", 30)}, giveUp, 0},
+		{"retry-after just under the cap", []string{"Retry-After", "9.99"}, honoured, 9990 * time.Millisecond},
+		{"retry-after just over the cap", []string{"Retry-After", "10.001"}, giveUp, 0},
+		{"reset epoch far past", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "500000000"}, honoured, 0},
+		{"reset epoch far future", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "99999999999"}, giveUp, 0},
+		{"reset epoch 40 digits", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", strings.Repeat("9", 40)}, giveUp, 0},
+		{"reset epoch negative", []string{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "-1"}, ignored, 0},
+		{"anthropic reset year 9999", []string{"anthropic-ratelimit-requests-remaining", "0", "anthropic-ratelimit-requests-reset", "9999-12-31T23:59:59Z"}, giveUp, 0},
+		{"openai reset 99999999h", []string{"x-ratelimit-remaining-requests", "0", "x-ratelimit-reset-requests", "99999999h"}, giveUp, 0},
+		{"ratelimit empty t", []string{"RateLimit", `"default";r=0;t=`}, ignored, 0},
+		{"ratelimit trailing commas", []string{"RateLimit", `"default";r=0;t=5,,`}, ignored, 0},
+		{"ratelimit negative t", []string{"RateLimit", `default;r=0;t=-3`}, ignored, 0},
+		{"ratelimit exponent t", []string{"RateLimit", `"d";r=0;t=1e9`}, ignored, 0},
+		{"ratelimit unterminated string", []string{"RateLimit", `"d;r=0;t=5`}, ignored, 0},
+		{"ratelimit valid", []string{"RateLimit", `"d";r=0;t=5`}, honoured, 5 * time.Second},
+		{"ratelimit-reset exponent", []string{"RateLimit-Remaining", "0", "RateLimit-Reset", "1e3"}, ignored, 0},
+		{"repeated retry-after, largest wins", []string{"Retry-After", "1", "Retry-After", "3"}, honoured, 3 * time.Second},
+		{"repeated retry-after, garbage skipped", []string{"Retry-After", "garbage", "Retry-After", "3"}, honoured, 3 * time.Second},
+		{"repeated retry-after, one huge", []string{"Retry-After", "1", "Retry-After", strings.Repeat("9", 100)}, giveUp, 0},
+		{"bad retry-after-ms falls back to retry-after", []string{"retry-after-ms", "NaN", "Retry-After", "2"}, honoured, 2 * time.Second},
+		{"remaining conflicts: the fewer wins", []string{"X-Ratelimit-Remaining", "5", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "500000000"}, honoured, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := pacetest.NewScripted(pacetest.Status(http.StatusTooManyRequests, tt.header...), pacetest.OK("done"))
+				defer sc.Close()
+				rt := New(sc.Transport(), hostileOpts()...)
+				start := time.Now()
+				resp, err := rt.RoundTrip(faultRequest(t, context.Background(), http.MethodGet, "http://api.test/", ""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				elapsed, hits := time.Since(start), len(sc.Requests())
+				if elapsed > hostileMaxWait {
+					t.Errorf("waited %v, beyond the max wait %v", elapsed, hostileMaxWait)
+				}
+				switch tt.want {
+				case ignored:
+					if resp.StatusCode != 200 || hits != 2 || elapsed != hostileBackoff {
+						t.Errorf("got %d after %d hits and %v; want the hint ignored: 200 after 2 hits and the backoff %v", resp.StatusCode, hits, elapsed, hostileBackoff)
+					}
+				case honoured:
+					// Upward jitter only: a tenth of the wait, 50ms to 1s.
+					spread := min(max(tt.wait/10, 50*time.Millisecond), time.Second)
+					if resp.StatusCode != 200 || hits != 2 || elapsed < tt.wait || elapsed >= min(tt.wait+spread, hostileMaxWait+1) {
+						t.Errorf("got %d after %d hits and %v; want 200 after 2 hits and [%v, %v)", resp.StatusCode, hits, elapsed, tt.wait, tt.wait+spread)
+					}
+				case giveUp:
+					if resp.StatusCode != 429 || hits != 1 || elapsed != 0 || resp.Header.Get("X-Should-Retry") != "false" {
+						t.Errorf("got %d (X-Should-Retry %q) after %d hits and %v; want the 429 at once, after 1 hit", resp.StatusCode, resp.Header.Get("X-Should-Retry"), hits, elapsed)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestServerNow: the rule for a server whose clock is not ours. The Date
+// of a response is cut to the second and stamped before the answer
+// travelled, so with agreeing clocks it is up to a second and the latency
+// behind the local clock; within clockTolerance the local clock is kept,
+// being finer. Beyond it the server's clock is not ours, and its absolute
+// times mean its clock: they are measured from its Date.
+func TestServerNow(t *testing.T) {
+	local := now.Add(700 * time.Millisecond) // 12:00:00.7
+	at := func(hms string) time.Time {
+		v, err := time.Parse(time.DateTime, "2025-06-01 "+hms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	date := func(hms string) http.Header { return hdr("Date", at(hms).Format(http.TimeFormat)) }
+	tests := []struct {
+		name string
+		h    http.Header
+		want time.Time
+	}{
+		{"no Date", hdr(), local},
+		{"malformed Date", hdr("Date", "yesterday"), local},
+		{"empty Date", hdr("Date", ""), local},
+		{"agreeing, cut to the second", date("12:00:00"), local},
+		{"1.7s behind: rounding and latency", date("11:59:59"), local},
+		{"1.3s ahead", date("12:00:02"), local},
+		{"2.7s behind", date("11:59:58"), at("11:59:58")},
+		{"2.3s ahead", date("12:00:03"), at("12:00:03")},
+		{"an hour behind", date("11:00:00"), at("11:00:00")},
+		{"an hour ahead", date("13:00:00"), at("13:00:00")},
+		{"ANSI C format", hdr("Date", "Sun Jun  1 11:00:00 2025"), at("11:00:00")},
+		{"repeated: the first counts", hdr("Date", at("11:00:00").Format(http.TimeFormat), "Date", at("12:00:00").Format(http.TimeFormat)), at("11:00:00")},
+	}
+	for _, tt := range tests {
+		if got := serverNow(tt.h, local); !got.Equal(tt.want) {
+			t.Errorf("%s: serverNow = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestClockSkew: absolute times in hints are measured from the response's
+// Date when the server's clock is off, in the retry layer (retryHint) and
+// in the pacer (parseQuotas) alike; with agreeing clocks the local clock
+// keeps its precision.
+func TestClockSkew(t *testing.T) {
+	hourBehind := now.Add(-time.Hour)
+	date := hourBehind.Format(http.TimeFormat)
+	tests := []struct {
+		name string
+		h    http.Header
+		now  time.Time
+		want Hint
+	}{
+		{"Retry-After HTTP-date, server an hour behind",
+			hdr("Date", date, "Retry-After", hourBehind.Add(30*time.Second).Format(http.TimeFormat)), now,
+			Hint{Wait: 30 * time.Second, Source: "retry-after"}},
+		{"Retry-After HTTP-date, server an hour ahead",
+			hdr("Date", now.Add(time.Hour).Format(http.TimeFormat), "Retry-After", now.Add(time.Hour+30*time.Second).Format(http.TimeFormat)), now,
+			Hint{Wait: 30 * time.Second, Source: "retry-after"}},
+		{"Anthropic RFC 3339 reset, server an hour behind",
+			hdr("Date", date, "anthropic-ratelimit-requests-limit", "1", "anthropic-ratelimit-requests-remaining", "0",
+				"anthropic-ratelimit-requests-reset", hourBehind.Add(5*time.Second).Format(time.RFC3339)), now,
+			Hint{Wait: 5 * time.Second, Source: "anthropic-ratelimit-requests-reset"}},
+		{"GitHub epoch reset, server an hour behind",
+			hdr("Date", date, "x-ratelimit-remaining", "0", "x-ratelimit-reset", fmt.Sprint(hourBehind.Add(20*time.Second).Unix())), now,
+			Hint{Wait: 20 * time.Second, Source: "x-ratelimit-reset"}},
+		{"delta-seconds are not moved by the Date",
+			hdr("Date", date, "Retry-After", "7"), now,
+			Hint{Wait: 7 * time.Second, Source: "retry-after"}},
+		{"agreeing clocks keep the local precision",
+			hdr("Date", now.Format(http.TimeFormat), "Retry-After", now.Add(3*time.Second).Format(http.TimeFormat)), now.Add(700 * time.Millisecond),
+			Hint{Wait: 2300 * time.Millisecond, Source: "retry-after"}},
+	}
+	for _, tt := range tests {
+		hint, ok, err := retryHint(tt.h, tt.now)
+		if err != nil || !ok || hint != tt.want {
+			t.Errorf("%s: retryHint = %+v, %v, %v; want %+v", tt.name, hint, ok, err, tt.want)
+		}
+	}
+
+	// The pacer reads resets through parseQuotas, by the same rule.
+	h := hdr("Date", date, "anthropic-ratelimit-tokens-limit", "1000", "anthropic-ratelimit-tokens-remaining", "0",
+		"anthropic-ratelimit-tokens-reset", hourBehind.Add(10*time.Second).Format(time.RFC3339))
+	qs, err := parseQuotas(h, now)
+	if err != nil || len(qs) != 1 || qs[0].Reset != 10*time.Second {
+		t.Errorf("parseQuotas = %+v, %v; want one quota resetting in 10s", qs, err)
+	}
+}
+
+// FuzzServerNow checks the clock rule on any Date value and local time:
+// the result is the local clock, or the Date when it parses and lies
+// clockTolerance or more away; never anything else.
+func FuzzServerNow(f *testing.F) {
+	f.Add("Sun, 01 Jun 2025 11:00:00 GMT", int64(0))
+	f.Add("Sun, 01 Jun 2025 12:00:01 GMT", int64(700e6))
+	f.Add("Fri, 31 Dec 9999 23:59:59 GMT", int64(-1))
+	f.Add("Mon, 01 Jan 0001 00:00:00 GMT", int64(math.MaxInt64))
+	f.Add("Sunday, 01-Jun-25 11:59:58 GMT", int64(math.MinInt64))
+	f.Add("garbage", int64(5))
+	f.Fuzz(func(t *testing.T, date string, offset int64) {
+		local := now.Add(time.Duration(offset))
+		got := serverNow(hdr("Date", date), local)
+		parsed, err := http.ParseTime(strings.Trim(date, " \t"))
+		switch {
+		case got.Equal(local):
+			if err == nil && (local.Sub(parsed) >= clockTolerance || parsed.Sub(local) >= clockTolerance) {
+				t.Errorf("Date %q is %v from %v, yet the local clock was kept", date, local.Sub(parsed), local)
+			}
+		case err != nil || !got.Equal(parsed):
+			t.Errorf("serverNow(%q, %v) = %v: neither the local clock nor the Date", date, local, got)
+		case local.Sub(parsed) < clockTolerance && parsed.Sub(local) < clockTolerance:
+			t.Errorf("Date %q is within %v of %v, yet replaced the local clock", date, clockTolerance, local)
+		}
+	})
+}
+
+// TestHeaderErrorsBounded: a header repeated thousands of times with a
+// malformed value yields at most maxHeaderErrors errors, so that a hook
+// logging them stays short.
+func TestHeaderErrorsBounded(t *testing.T) {
+	h := http.Header{"Retry-After": make([]string, 5000)}
+	for i := range h["Retry-After"] {
+		h["Retry-After"][i] = "soon"
+	}
+	_, ok, err := retryHint(h, now)
+	if n := len(errHeaders(t, err)); ok || n != maxHeaderErrors {
+		t.Errorf("ok = %v with %d errors, want no hint and %d errors", ok, n, maxHeaderErrors)
+	}
+}
+
+// checkHint fails t unless hint, ok and err keep retryHint's contract.
+func checkHint(t *testing.T, hint Hint, ok bool, err error) {
+	t.Helper()
+	if hint.Wait < 0 { // maxHintWait is the largest Duration: above it is impossible
+		t.Errorf("Wait = %v, want it not negative", hint.Wait)
+	}
+	if ok != (hint.Source != "") {
+		t.Errorf("ok = %t with Source %q", ok, hint.Source)
+	}
+	if !ok && hint.Wait != 0 {
+		t.Errorf("no hint, yet Wait = %v", hint.Wait)
+	}
+	errHeaders(t, err) // every error is a short *HeaderError
+}
+
+// FuzzRetryHint feeds the same hostile values to every source, alone and
+// all together, so that each parser sees them first at least once.
+func FuzzRetryHint(f *testing.F) {
+	f.Add("1500", "Sun, 01 Jun 2025 12:00:30 GMT", "0", "6m0s")
+	f.Add("12.5", "1.5", "0", "2025-06-01T12:00:10Z")
+	f.Add("-1", "Sunday, 01-Jun-25 12:01:00 GMT", "0", `"default";r=0;t=30`)
+	f.Add("NaN", "Sun Jun  1 12:02:00 2025", "0", "limit=100, remaining=0, reset=5")
+	f.Add("", "Fri, 31 Dec 9999 23:59:59 GMT", "0", "1748779290")
+	f.Add(digits500, "1e18", "-0", digits500)
+	f.Add("+Inf", "0x10", "5", "99999999999999999999h")
+	f.Fuzz(func(t *testing.T, ms, retryAfter, remaining, reset string) {
+		resets := http.Header{
+			"X-Ratelimit-Remaining-Requests":          {remaining},
+			"X-Ratelimit-Reset-Requests":              {reset},
+			"Anthropic-Ratelimit-Tokens-Remaining":    {remaining},
+			"Anthropic-Ratelimit-Tokens-Reset":        {reset},
+			"Anthropic-Ratelimit-Tokens-Limit":        {remaining},
+			"Ratelimit-Policy":                        {reset},
+			"Ratelimit":                               {reset},
+			"Ratelimit-Remaining":                     {remaining},
+			"Ratelimit-Reset":                         {reset},
+			"X-Ratelimit-Remaining":                   {remaining},
+			"X-Ratelimit-Reset":                       {reset},
+			"X-Ratelimit-Limit-Requests":              {remaining},
+			"Anthropic-Ratelimit-Output-Tokens-Reset": {retryAfter},
+			"Date": {retryAfter}, // any Date moves every absolute time
+		}
+		for _, h := range []http.Header{
+			{"Retry-After-Ms": {ms}},
+			{"Retry-After": {retryAfter}},
+			{"Retry-After": {retryAfter, ms}},
+			resets,
+		} {
+			hint, ok, err := retryHint(h, now)
+			checkHint(t, hint, ok, err)
+		}
+		resets["Retry-After-Ms"] = []string{ms}
+		resets["Retry-After"] = []string{retryAfter}
+		hint, ok, err := retryHint(resets, now)
+		checkHint(t, hint, ok, err)
+	})
+}
+
+// FuzzParseQuotas checks that no header value yields a quota outside its
+// documented ranges, or a nextUnit or refillRate a caller could not use.
+func FuzzParseQuotas(f *testing.F) {
+	f.Add("100", "0", "1s", `"default";q=100;w=60, "daily";q=1000;w=86400`, `"default";r=0;t=30`)
+	f.Add("9223372036854775807", "9223372036854775808", "2562047h47m16.854775808s", `100;w=60`, "limit=100, remaining=0, reset=5")
+	f.Add("-1", "NaN", "2025-06-01T12:00:10Z", `"a";q=1;pk=:cHJvamVjdA==:;qu="requests"`, `"a\"b";r=1;t=1`)
+	f.Add("1e3", "", "1748779290", `"unterminated`, `"x";r=`+digits500)
+	f.Fuzz(func(t *testing.T, limit, remaining, reset, policy, ratelimit string) {
+		h := http.Header{}
+		for _, p := range []string{"Anthropic-Ratelimit-Requests-", "Anthropic-Ratelimit-Input-Tokens-"} {
+			h.Set(p+"Limit", limit)
+			h.Set(p+"Remaining", remaining)
+			h.Set(p+"Reset", reset)
+		}
+		for _, suffix := range []string{"", "-Requests", "-Tokens"} {
+			h.Set("X-Ratelimit-Limit"+suffix, limit)
+			h.Set("X-Ratelimit-Remaining"+suffix, remaining)
+			h.Set("X-Ratelimit-Reset"+suffix, reset)
+		}
+		h.Set("X-Ratelimit-Used", remaining)
+		h.Set("X-Ratelimit-Resource", policy)
+		h.Set("Ratelimit-Limit", limit)
+		h.Set("Ratelimit-Remaining", remaining)
+		h.Set("Ratelimit-Reset", reset)
+		h.Set("Ratelimit-Policy", policy)
+		h.Set("Ratelimit", ratelimit)
+
+		qs, err := parseQuotas(h, now)
+		errHeaders(t, err)
+		for _, q := range qs {
+			if q.Limit < -1 || q.Remaining < -1 || q.Reset < -1 || q.Window < 0 {
+				t.Errorf("quota out of range: %+v", q)
+			}
+			if d := q.nextUnit(); d < 0 || d > max(q.Reset, 0) {
+				t.Errorf("%+v.nextUnit() = %v, want within [0, Reset]", q, d)
+			}
+			if r := q.refillRate(); r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+				t.Errorf("%+v.refillRate() = %v, want finite and >= 0", q, r)
+			}
+		}
+	})
+}
+
+// FuzzRetryHintFromBody checks that no body panics the Google parser or
+// yields a negative wait or an error other than *HeaderError.
+func FuzzRetryHintFromBody(f *testing.F) {
+	f.Add([]byte(`{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"22s"},{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}`))
+	f.Add([]byte(`[{"error":{"details":[{"@type":"google.rpc.RetryInfo","retryDelay":"0.000001s"}]}}]`))
+	f.Add([]byte(`{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"-1s"}]}}`))
+	f.Add([]byte(`{"error":"rate_limited"}`))
+	f.Add([]byte(`<html>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		hint, ok, _, err := retryHintFromBody(body)
+		checkHint(t, hint, ok, err)
+	})
 }

@@ -120,15 +120,20 @@ func WithMaxWait(d time.Duration) SharedOption {
 
 // WithBackoff sets the bounds of the exponential backoff used when the
 // server gives no hint: the first retry waits up to min, each later one up to
-// twice as long, never more than max.
+// twice as long, never more than max. Negative bounds count as zero, and a
+// zero bound means no wait; a min above max is cut to max.
 func WithBackoff(min, max time.Duration) RetryOption {
-	return retryOption(func(c *config) { c.backoffMin, c.backoffMax = min, max })
+	return retryOption(func(c *config) { c.backoffMin, c.backoffMax = pos(min), pos(max) })
 }
+
+// pos returns d, or 0 if d is negative.
+func pos(d time.Duration) time.Duration { return max(d, 0) }
 
 // WithMaxBufferedBody sets the largest request body, in bytes, that the
 // retry layer buffers in memory to replay it, when the request has no
-// GetBody. A larger body is sent once and not retried. Zero disables
-// buffering: only requests with GetBody are then retried.
+// GetBody. A larger body is sent once and not retried. Zero or less
+// disables buffering: only requests with GetBody are then retried. Any
+// value up to math.MaxInt64 (no limit) is valid.
 func WithMaxBufferedBody(n int64) RetryOption {
 	return retryOption(func(c *config) { c.maxBufferedBody = max(n, 0) })
 }
@@ -142,7 +147,8 @@ func WithRetryAllMethods() RetryOption {
 
 // WithHook calls fn synchronously for every Event of every layer. fn must
 // be fast and safe for concurrent use; it must not modify the Event's
-// request or response.
+// request or response. Several hooks are called in the order given; a nil
+// fn is ignored.
 func WithHook(fn func(Event)) SharedOption {
 	return sharedOption(func(c *config) {
 		if prev := c.hook; prev != nil && fn != nil {

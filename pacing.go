@@ -160,6 +160,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, p.fail(req, err)
 	}
+	attemptSent(req)
 	resp, err := p.next.RoundTrip(req)
 	p.answered(part, req, t, resp, err)
 	if t.tracked {

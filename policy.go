@@ -30,7 +30,8 @@ type Decision struct {
 	Reason string
 
 	// Hint, when Hint.Source is not empty, is the server's requested wait;
-	// the retry layer never waits less than Hint.Wait.
+	// the retry layer never waits less than Hint.Wait. A negative Wait
+	// counts as zero.
 	Hint Hint
 
 	// Err, on a decision not to retry, turns the attempt into a failure:
@@ -48,16 +49,17 @@ type Decision struct {
 type Classifier func(req *http.Request, resp *http.Response, err error) Decision
 
 // A Backoff returns the wait before retry number n (1 for the first retry)
-// when the server gave no hint.
+// when the server gave no hint. A negative wait counts as zero.
 type Backoff func(n int) time.Duration
 
-// WithClassifier replaces DefaultClassifier.
+// WithClassifier replaces DefaultClassifier. A nil c keeps DefaultClassifier.
 func WithClassifier(c Classifier) RetryOption {
 	return retryOption(func(cfg *config) { cfg.classify = c })
 }
 
 // WithBackoffFunc replaces the default backoff (full jitter between 0 and
-// an exponentially growing, capped bound; see WithBackoff).
+// an exponentially growing, capped bound; see WithBackoff). A nil b keeps
+// the default.
 func WithBackoffFunc(b Backoff) RetryOption {
 	return retryOption(func(cfg *config) { cfg.backoff = b })
 }
@@ -76,11 +78,12 @@ const maxErrorBodyWait = time.Second
 // DefaultClassifier is the retry policy of New. In order:
 //
 //   - A transport error is retried unless it cannot heal: the request's
-//     context ended, a bad URL scheme, too many redirects, an invalid header
-//     or a TLS certificate error (go-retryablehttp's judgement). A refused
-//     or failed dial is marked Unprocessed. The pacer's refusal to wait
-//     past the deadline or the max wait (*WaitError) is final, and so is a
-//     Limiter's refusal to reserve (see WithLimiter).
+//     context ended (or its deprecated Cancel channel closed), a bad URL
+//     scheme, too many redirects, an invalid header or a TLS certificate
+//     error (go-retryablehttp's judgement). A refused or failed dial is
+//     marked Unprocessed. The pacer's refusal to wait past the deadline or
+//     the max wait (*WaitError) is final, and so is a Limiter's refusal to
+//     reserve (see WithLimiter).
 //   - A response below 400 is final.
 //   - An X-Should-Retry: true or false response header decides; with
 //     false, nothing more is read. With true the server vouches that it did
@@ -93,7 +96,8 @@ const maxErrorBodyWait = time.Second
 //   - Anything else is final.
 //
 // The Hint is the server's: see the package's docs/retry.md for the headers
-// read and their order.
+// read and their order. Malformed hints are ignored, as if absent, and
+// reported in Hint.Ignored.
 func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decision {
 	if err != nil {
 		return classifyError(req, err)
@@ -111,10 +115,12 @@ func DefaultClassifier(req *http.Request, resp *http.Response, err error) Decisi
 	}
 	hint, hinted := responseHint(resp)
 	if !hinted && code == http.StatusTooManyRequests {
+		ignored := hint.Ignored
 		var daily bool
 		if hint, hinted, daily = bodyHint(resp); daily {
-			return Decision{Reason: "daily quota exhausted"}
+			return Decision{Reason: "daily quota exhausted", Hint: Hint{Ignored: errors.Join(ignored, hint.Ignored)}}
 		}
+		hint.Ignored = errors.Join(ignored, hint.Ignored)
 	}
 	if should == "true" {
 		// The server vouches that a retry is safe: it did not act on the
@@ -157,9 +163,11 @@ func retryableStatus(code int) bool {
 }
 
 // responseHint returns the server's hint from the headers of an error
-// response. Malformed headers are ignored, as if absent.
+// response. Malformed headers are ignored, as if absent, and reported in
+// Hint.Ignored.
 func responseHint(resp *http.Response) (Hint, bool) {
-	hint, ok, _ := retryHint(resp.Header, time.Now())
+	hint, ok, err := retryHint(resp.Header, time.Now())
+	hint.Ignored = err
 	return hint, ok
 }
 
@@ -179,8 +187,21 @@ func bodyHint(resp *http.Response) (hint Hint, ok, daily bool) {
 	if !inTime || err != nil || peek.Len() == maxErrorBodyPeek {
 		return Hint{}, false, false // an unreadable or oversized body carries no hint we trust
 	}
-	hint, ok, daily, _ = retryHintFromBody(peek.Bytes())
+	hint, ok, daily, err = retryHintFromBody(peek.Bytes())
+	hint.Ignored = err
 	return hint, ok, daily
+}
+
+// finalError reports an error no classifier may retry: the pacer's
+// refusal, or a next transport that broke the RoundTripper contract.
+func finalError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if _, ok := err.(*badAnswerError); ok {
+		return true
+	}
+	return pacerRefused(err)
 }
 
 // pacerRefused reports an error of the pacer's own: a wait it would not
@@ -203,6 +224,9 @@ func classifyError(req *http.Request, err error) Decision {
 	}
 	if ctxErr := req.Context().Err(); ctxErr != nil {
 		return Decision{Reason: "context done"}
+	}
+	if canceled(req.Cancel) {
+		return Decision{Reason: "request canceled"}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		// A per-attempt timeout (the request's own context is still live).
@@ -248,7 +272,8 @@ func idempotent(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
-// fullJitter returns a wait drawn uniformly from [0, min(max, min·2^(n-1))].
+// fullJitter returns a wait drawn uniformly from [0, min(max, min·2^(n-1))],
+// or 0 when either bound is zero or less.
 //
 // Full jitter, rather than decorrelated jitter, because it is stateless (a
 // pure function of the retry number, so one Backoff serves every request),
@@ -256,17 +281,19 @@ func idempotent(req *http.Request) bool {
 // widest window, which is what matters when they share one limit.
 func fullJitter(minWait, maxWait time.Duration) Backoff {
 	return func(n int) time.Duration {
-		if minWait <= 0 {
+		if minWait <= 0 || maxWait <= 0 {
 			return 0
 		}
-		bound := minWait
-		for i := 1; i < n && bound > 0 && bound < maxWait; i++ {
+		bound := min(minWait, maxWait)
+		for i := 1; i < n && bound < maxWait; i++ {
+			if bound > maxWait/2 { // doubling would pass the cap, or overflow
+				bound = maxWait
+				break
+			}
 			bound *= 2
 		}
-		if bound <= 0 || bound > maxWait { // doubled past the cap, or overflowed
-			bound = maxWait
-		}
-		return rand.N(bound + 1)
+		// In uint64, bound+1 cannot overflow, even at math.MaxInt64.
+		return time.Duration(rand.N(uint64(bound) + 1))
 	}
 }
 

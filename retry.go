@@ -2,8 +2,11 @@ package pacehttp
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -24,14 +27,25 @@ func Retry(opts ...RetryOption) Middleware {
 // number of requests, plus minPerSecond retries each second. When it is
 // spent, the last answer is handed back. Retries the server asked for, with
 // Retry-After or a reset header, do not count: the pacer already holds them
-// back. A negative ratio removes the budget.
+// back. A negative ratio removes the budget; a NaN ratio counts as zero. A
+// minPerSecond of zero or less, or NaN, means no floor; +Inf lets every
+// retry pass.
 func WithRetryBudget(ratio, minPerSecond float64) RetryOption {
+	if math.IsNaN(ratio) {
+		ratio = 0
+	}
 	return retryOption(func(c *config) { c.budgetRatio, c.budgetFloor = ratio, minPerSecond })
 }
 
-// WithAttemptTimeout bounds the time each attempt may take until its
-// response headers arrive. An attempt that times out is retried like a
-// transport error. The body is not bounded, so a long stream is not cut.
+// WithAttemptTimeout bounds the time each attempt may take from the moment
+// it is sent until its response headers arrive. An attempt that times out
+// is retried like a transport error. The body is not bounded, so a long
+// stream is not cut. Zero or less means no bound, the default.
+//
+// The time an attempt waits in the pacer's queue does not count: the clock
+// starts when the pacer hands it to the base transport. That holds when the
+// retry layer is directly over the pacer, as in New; over any other
+// transport, the clock starts when the retry layer hands the attempt on.
 func WithAttemptTimeout(d time.Duration) RetryOption {
 	return retryOption(func(c *config) { c.attemptTimeout = d })
 }
@@ -53,8 +67,10 @@ func (c *config) retryMiddleware() Middleware {
 		if next == nil {
 			next = http.DefaultTransport
 		}
+		// A pacer directly below starts the attempt clock itself, when the
+		// attempt leaves its queue (see attemptSent).
 		_, paced := next.(*pacer)
-		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, paced: paced}
+		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, pacedBelow: paced}
 	}
 }
 
@@ -64,10 +80,10 @@ type retrier struct {
 	classify Classifier
 	backoff  Backoff
 	budget   *retryBudget // nil: unlimited
-	// paced: next is the pacer, which holds a throttled request at its
-	// gate until the server is likely to take it, so the retry layer
-	// hands throttled attempts straight back to it rather than sleep.
-	paced bool
+	// pacedBelow: next is the pacer, which calls attemptSent, and holds
+	// a throttled attempt at its gate, so the retry layer hands it back
+	// at once rather than sleep.
+	pacedBelow bool
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -77,21 +93,18 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rp, err := newReplay(req, limit)
 	if err != nil {
-		return nil, err
+		return nil, &RetryError{Err: err}
 	}
 	if r.budget != nil {
 		r.budget.deposit()
 	}
 	ctx := req.Context()
+	areq := rp.first
 	for n := 1; ; n++ {
-		areq, err := rp.attempt(n)
-		if err != nil {
-			return nil, &RetryError{Attempts: n - 1, Err: err, Cause: ErrBodyNotReplayable}
-		}
 		r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
 		resp, err := r.send(areq)
 		var d Decision
-		if !pacerRefused(err) { // final whatever the classifier says
+		if !finalError(err) { // final whatever the classifier says
 			d = r.classify(areq, resp, err)
 		}
 		if !d.Retry {
@@ -106,8 +119,8 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		wait, cause := r.plan(ctx, areq, &rp, n, d, r.paced && throttle(resp, d))
-		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err}
+		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, r.pacedBelow && throttle(resp, d))
+		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
 		}
@@ -115,6 +128,9 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			ev.Kind, ev.Reason = EventGiveUp, d.Reason+": "+cause.Error()
 			r.cfg.emit(ev)
 			if err != nil {
+				if detail != nil {
+					cause = fmt.Errorf("%w: GetBody: %w", cause, detail)
+				}
 				return nil, &RetryError{Attempts: n, Err: err, Cause: cause}
 			}
 			// The caller gets this answer as the server sent it; the header
@@ -129,17 +145,45 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			discard(resp, wait)
 			wait -= time.Since(start)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, req.Cancel, wait); err != nil {
+			rp.unsent(next)
 			return nil, &RetryError{Attempts: n, Err: err}
 		}
+		areq = next
 	}
 }
 
-// plan returns the wait before attempt n+1, or why there is none. A
-// throttled attempt under the pacer is checked against the caps like any
-// other, but waits for nothing here and spends no retry budget: the pacer
-// holds it until its partition's gate lets it out.
-func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, throttled bool) (time.Duration, error) {
+// plan returns the wait before attempt n+1 and its request, or why there is
+// none: cause is one of the Err... sentinels, and detail GetBody's error
+// when that was why.
+//
+// A throttled attempt (see throttle) over the pacer is checked against the
+// caps like any other, but waits for nothing here and spends no retry
+// budget: the pacer holds it at its partition's gate until the server is
+// likely to take it, and learns from the refusal.
+func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, throttled bool) (wait time.Duration, next *http.Request, cause, detail error) {
+	wait, err := r.wait(ctx, req, rp, n, d)
+	if err != nil {
+		return wait, nil, err, nil
+	}
+	if throttled {
+		wait = 0
+	}
+	// The next attempt's body is got now, before this answer is drained:
+	// if GetBody fails, the answer is still there to hand back.
+	if next, err = rp.attempt(n + 1); err != nil {
+		return wait, nil, ErrBodyNotReplayable, err
+	}
+	// Last, so that a retry refused for another reason spends nothing.
+	if d.Hint.Source == "" && !throttled && r.budget != nil && !r.budget.withdraw(time.Now()) {
+		rp.unsent(next)
+		return 0, nil, ErrRetryBudgetExhausted, nil
+	}
+	return wait, next, nil, nil
+}
+
+// wait returns the wait before attempt n+1, or the rule that forbids it.
+func (r *retrier) wait(ctx context.Context, req *http.Request, rp *replay, n int, d Decision) (time.Duration, error) {
 	switch {
 	case n >= r.cfg.maxAttempts:
 		return 0, ErrAttemptsExhausted
@@ -149,6 +193,7 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		return 0, ErrNotIdempotent
 	}
 	hinted := d.Hint.Source != ""
+	d.Hint.Wait = pos(d.Hint.Wait) // a Classifier of the caller's may say anything
 	var wait time.Duration
 	if hinted {
 		// Never less than the server asked; upward jitter only, and never
@@ -164,7 +209,7 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			wait = min(wait, r.cfg.maxWait)
 		}
 	} else {
-		wait = r.backoff(n)
+		wait = pos(r.backoff(n))
 		if r.cfg.maxWait > 0 && wait > r.cfg.maxWait {
 			return wait, ErrWaitTooLong
 		}
@@ -180,41 +225,22 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 			return wait, ErrWaitPastDeadline
 		}
 	}
-	if throttled {
-		return 0, nil
-	}
-	// Last, so that a retry refused for another reason spends nothing.
-	if !hinted && r.budget != nil && !r.budget.withdraw(time.Now()) {
-		return 0, ErrRetryBudgetExhausted
-	}
 	return wait, nil
-}
-
-// throttle reports whether an attempt was refused for the server's limits
-// or load (429, 503, 529, or a 403 with a rate-limit hint), which the pacer
-// learns from and holds the partition for.
-func throttle(resp *http.Response, d Decision) bool {
-	if resp == nil {
-		return false
-	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, StatusOverloaded:
-		return true
-	case http.StatusForbidden:
-		return d.Hint.Source != ""
-	}
-	return false
 }
 
 // send makes one attempt, bounded by the attempt timeout if one is set.
 func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	if r.cfg.attemptTimeout <= 0 {
-		return r.next.RoundTrip(req)
+		return r.checked(req)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
-	timer := time.AfterFunc(r.cfg.attemptTimeout, cancel)
-	resp, err := r.next.RoundTrip(req.WithContext(ctx))
-	if timedOut := !timer.Stop(); timedOut || err != nil {
+	clock := &attemptClock{d: r.cfg.attemptTimeout, cancel: cancel}
+	ctx = context.WithValue(ctx, attemptClockKey{}, clock)
+	if !r.pacedBelow {
+		clock.start()
+	}
+	resp, err := r.checked(req.WithContext(ctx))
+	if timedOut := clock.stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
 		if err == nil {
@@ -238,6 +264,82 @@ func (r *retrier) send(req *http.Request) (*http.Response, error) {
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// An attemptClock is the attempt timeout of one attempt. It starts when the
+// attempt leaves: when the pacer, about to hand it to its base transport,
+// calls attemptSent, or at once when no pacer is directly below the retry
+// layer. A request cut by it has therefore always been sent.
+type attemptClock struct {
+	d      time.Duration
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	timer   *time.Timer // nil until started
+	stopped bool        // the attempt is over: never start
+}
+
+// attemptClockKey keys an attempt's clock in its context. Only attempts
+// with a timeout carry one, so that the default path allocates nothing.
+type attemptClockKey struct{}
+
+// attemptSent starts the attempt timeout of req, if it has one not yet
+// started. The pacer calls it just before handing req to its base transport.
+func attemptSent(req *http.Request) {
+	if c, ok := req.Context().Value(attemptClockKey{}).(*attemptClock); ok {
+		c.start()
+	}
+}
+
+func (c *attemptClock) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer == nil && !c.stopped {
+		c.timer = time.AfterFunc(c.d, c.cancel)
+	}
+}
+
+// stop ends the clock and reports whether it had run out.
+func (c *attemptClock) stop() (timedOut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return c.timer != nil && !c.timer.Stop()
+}
+
+// checked sends req to the next transport and makes its answer safe to
+// handle, as http.Client does: a response with an error is dropped (and
+// closed), a nil Body is an empty one unless Content-Length says otherwise,
+// and a nil Header an empty one. A nil response with a nil error, or a nil
+// Body that should hold bytes, is a broken transport: a *badAnswerError,
+// which is final.
+func (r *retrier) checked(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	case resp == nil:
+		return nil, &badAnswerError{fmt.Sprintf("RoundTripper %T returned a nil *Response with a nil error", r.next)}
+	}
+	if resp.Body == nil {
+		if resp.ContentLength > 0 && req.Method != http.MethodHead {
+			return nil, &badAnswerError{fmt.Sprintf("RoundTripper %T returned a *Response with content length %d but a nil Body", r.next, resp.ContentLength)}
+		}
+		resp.Body = http.NoBody
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	return resp, nil
+}
+
+// badAnswerError reports a next transport that broke the RoundTripper
+// contract. Trying again would meet the same transport.
+type badAnswerError struct{ msg string }
+
+func (e *badAnswerError) Error() string { return "pacehttp: " + e.msg }
 
 type cancelOnClose struct {
 	io.ReadCloser
@@ -276,8 +378,12 @@ func readWithin(body io.ReadCloser, w io.Writer, n int64, d time.Duration) (inTi
 	return t.Stop(), err
 }
 
-// sleep waits for d or until ctx ends, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits for d or until ctx ends or cancel (a request's deprecated
+// Cancel channel, nil if unset) closes, whichever comes first.
+func sleep(ctx context.Context, cancel <-chan struct{}, d time.Duration) error {
+	if canceled(cancel) {
+		return errRequestCanceled
+	}
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -288,5 +394,39 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-cancel:
+		return errRequestCanceled
 	}
+}
+
+// errRequestCanceled ends a request whose Request.Cancel closed. Unlike
+// http.Transport's error for the same event, it matches context.Canceled,
+// as the cancellation of the request's context does.
+var errRequestCanceled = fmt.Errorf("pacehttp: request canceled (Request.Cancel closed): %w", context.Canceled)
+
+// canceled reports whether the Request.Cancel channel c has closed; a nil c
+// never does.
+func canceled(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// throttle reports whether an attempt was refused for the server's limits
+// or load (429, 503, 529, or a 403 with a rate-limit hint), which the pacer
+// learns from and holds the partition for.
+func throttle(resp *http.Response, d Decision) bool {
+	if resp == nil {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, StatusOverloaded:
+		return true
+	case http.StatusForbidden:
+		return d.Hint.Source != ""
+	}
+	return false
 }
