@@ -528,11 +528,15 @@ func TestHostileHints(t *testing.T) {
 		{"remaining conflicts: the fewer wins", []string{"X-Ratelimit-Remaining", "5", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", "500000000"}, honoured, 0},
 	}
 	for _, tt := range tests {
+		// The retry layer alone, whose waits are the hints'; under New
+		// the pacer's gate decides when a throttled retry leaves (see
+		// TestHostileHintsPaced).
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := pacetest.NewScripted(pacetest.Status(http.StatusTooManyRequests, tt.header...), pacetest.OK("done"))
 				defer sc.Close()
-				rt := New(sc.Transport(), hostileOpts()...)
+				rt := Chain(sc.Transport(), Retry(WithMaxAttempts(2), WithMaxWait(hostileMaxWait),
+					WithBackoffFunc(func(int) time.Duration { return hostileBackoff }), WithRetryBudget(-1, 0)))
 				start := time.Now()
 				resp, err := rt.RoundTrip(faultRequest(t, context.Background(), http.MethodGet, "http://api.test/", ""))
 				if err != nil {
@@ -559,6 +563,41 @@ func TestHostileHints(t *testing.T) {
 					if resp.StatusCode != 429 || hits != 1 || elapsed != 0 || resp.Header.Get("X-Should-Retry") != "false" {
 						t.Errorf("got %d (X-Should-Retry %q) after %d hits and %v; want the 429 at once, after 1 hit", resp.StatusCode, resp.Header.Get("X-Should-Retry"), hits, elapsed)
 					}
+				}
+			})
+		})
+	}
+}
+
+// TestHostileHintsPaced sends the hostile hints of TestHostileHints through
+// the whole chain: the pacer reads them too, and whatever they say, a
+// request ends as the retry layer decides, within the maximum wait.
+func TestHostileHintsPaced(t *testing.T) {
+	headers := [][]string{
+		{"Retry-After", "1e18"}, {"Retry-After", "-5"}, {"Retry-After", "NaN"}, {"Retry-After", strings.Repeat("9", 500)},
+		{"Retry-After", "1." + strings.Repeat("9", 500)}, {"Retry-After", ""}, {"retry-after-ms", strings.Repeat("9", 30)},
+		{"X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", strings.Repeat("9", 40)},
+		{"anthropic-ratelimit-requests-remaining", "0", "anthropic-ratelimit-requests-reset", "9999-12-31T23:59:59Z"},
+		{"RateLimit", `"d;r=0;t=5`}, {"RateLimit-Remaining", "0", "RateLimit-Reset", "1e3"},
+	}
+	for _, h := range headers {
+		t.Run(strings.Join(h, " "), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := pacetest.NewScripted(pacetest.Status(http.StatusTooManyRequests, h...), pacetest.OK("done"))
+				defer sc.Close()
+				rt := New(sc.Transport(), hostileOpts()...)
+				start := time.Now()
+				resp, err := rt.RoundTrip(faultRequest(t, context.Background(), http.MethodGet, "http://api.test/", ""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if elapsed := time.Since(start); elapsed > hostileMaxWait {
+					t.Errorf("waited %v, beyond the max wait %v", elapsed, hostileMaxWait)
+				}
+				if resp.StatusCode != 200 && resp.StatusCode != 429 {
+					t.Errorf("status %d, want 200, or the 429 when the hint is past the cap", resp.StatusCode)
 				}
 			})
 		})

@@ -43,8 +43,11 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 			part.gate.probeOut = false // unanswered: another may go
 		}
 		part.learn.unanswered(t.sent)
+		wake := part.waitingOn != waitBudget
 		part.mu.Unlock()
-		part.signal()
+		if wake {
+			part.signal()
+		}
 		return
 	}
 	h := resp.Header
@@ -81,8 +84,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		if opened {
 			part.learn.reopened(now, now.Sub(closedAt))
 		}
+		wake := opened && part.waitingOn != waitNothing || !t.tracked && part.waitingOn == waitRoom
 		part.mu.Unlock()
-		if opened || !t.tracked {
+		if wake {
 			part.signal()
 		}
 		return
@@ -104,8 +108,11 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	if why.concurrency && !hinted {
 		// The in-flight limit holds the others; the refused request
 		// waits for room like any other.
+		wake := part.waitingOn == waitRoom
 		part.mu.Unlock()
-		part.signal()
+		if wake {
+			part.signal()
+		}
 		return
 	}
 	refill := time.Duration(0)
@@ -122,7 +129,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		ceiling = min(overloadWait<<min(part.gate.failed, 20), maxOverloadWait)
 	}
 	early := max(refill, minHintlessWait)
-	if overloaded && !hinted || hinted && !roundedUp(hint) || why.spent {
+	if overloaded || hinted && !roundedUp(hint) || why.spent {
 		early = ceiling
 	}
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
@@ -151,13 +158,14 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	part.signal()
 }
 
-// roundedUp reports whether a hint is a whole second rounded up from less:
-// a Retry-After of 1, or a reset cut to the second that is a second away.
-// A bucket that refills in milliseconds can only say that much, so the
-// gate's first probe goes once the refill time has passed. A longer wait,
-// or one stated in milliseconds, is meant: the probe waits for all of it,
-// so that a server that holds its callers out for a while (a penalty box,
-// a quota spent for the minute) is not probed into holding them longer.
+// roundedUp reports whether a rate limit's hint is a whole second rounded
+// up from less: a Retry-After of 1, or a reset cut to the second that is a
+// second away. A bucket that refills in milliseconds can only say that
+// much, so the gate's first probe goes once the refill time has passed. A
+// longer wait, or one stated in milliseconds, is meant: the probe waits for
+// all of it, so that a server that holds its callers out for a while (a
+// penalty box, a quota spent for the minute) is not probed into holding
+// them longer. An overloaded server's wait is always meant.
 func roundedUp(h Hint) bool {
 	switch h.Source {
 	case "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "google.rpc.RetryInfo":
@@ -259,8 +267,8 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, now ti
 	}
 	if hold > 0 {
 		part.budget.CoolDown(context.WithoutCancel(req.Context()), now, now.Add(hold))
+		part.signal() // a head that holds a reservation reserves again
 	}
-	part.signal()
 }
 
 // headerRate returns the refill rate q implies, made exact despite counts

@@ -210,8 +210,9 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 			part.mu.Lock()
 		}
 		wait, probe := part.gate.wait(now)
+		part.waitingOn = waitGate
 		if w := part.window(); wait == 0 && w > 0 && part.inFlight >= w {
-			wait = part.windowWait(now)
+			wait, part.waitingOn = part.windowWait(now), waitRoom
 		}
 		if wait > 0 {
 			err := p.tooLong(ctx, part, now, part.gate.certain(now))
@@ -220,6 +221,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 				_, err = p.sleep(ctx, wait, part, nil)
 			}
 			part.mu.Lock()
+			part.waitingOn = waitNothing
 			if err != nil {
 				part.passHead()
 				part.mu.Unlock()
@@ -236,6 +238,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 		} else if wait > 0 {
 			part.mu.Lock()
 			part.learn.bound(now)
+			part.waitingOn = waitBudget
 			part.mu.Unlock()
 			var woken bool
 			if err = p.tooLong(ctx, part, now, part.certainWait(now, wait)); err == nil {
@@ -244,14 +247,15 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 			if (woken || err != nil) && cancel != nil {
 				cancel()
 			}
-			if woken {
-				now = p.now()
+			now = p.now()
+			if woken && err == nil {
 				part.mu.Lock()
+				part.waitingOn = waitNothing
 				continue
 			}
-			now = p.now()
 		}
 		part.mu.Lock()
+		part.waitingOn = waitNothing
 		if err != nil {
 			part.passHead()
 			part.mu.Unlock()
@@ -387,12 +391,15 @@ func (p *pacer) sleep(ctx context.Context, d time.Duration, part *partition, rem
 	}
 }
 
-// release frees an in-flight slot and tells the head, which may wait for one.
+// release frees an in-flight slot and tells the head, if it waits for one.
 func (part *partition) release() {
 	part.mu.Lock()
 	part.inFlight--
+	wake := part.waitingOn == waitRoom
 	part.mu.Unlock()
-	part.signal()
+	if wake {
+		part.signal()
+	}
 }
 
 // reportRate tells hooks of a new request rate, once it has moved by a

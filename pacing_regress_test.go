@@ -92,23 +92,22 @@ func TestPaceLearningDoesNotFailRequestsEarly(t *testing.T) {
 // out above the server's, and every estimate cost another cool-down.
 func TestPaceEstimateStaysUnderServerRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const rate = 200
+		const rate, n = 200, 1000
 		api := pacetest.NewAPI(pacetest.Config{Rate: rate, Burst: 20, Latency: 10 * time.Millisecond})
 		rt := New(api.Transport())
-		chainBatch(t, rt, 1000, 64, time.Minute, nil)
-		// The rate the partition sends at, not the last one reported:
-		// events skip steps of less than a tenth.
+		chainBatch(t, rt, n, 64, time.Minute, nil)
+		// The estimate, not the rate of the moment: a climb past the
+		// estimate looks for a raised limit on purpose.
 		part := onlyPartition(t, rt)
 		part.mu.Lock()
-		learned := part.learn.rate(time.Now())
+		learned := part.learn.limit
 		part.mu.Unlock()
-		if learned > rate || learned < rate*0.6 {
-			t.Errorf("learned rate %.1f, want between 60%% and 100%% of the server's %d", learned, rate)
+		if learned > rate*1.02 || learned < rate*0.6 {
+			t.Errorf("learned limit %.1f, want between 60%% and 102%% of the server's %d", learned, rate)
 		}
-		// A cold start and one calibration; each later throttle means the
-		// estimate overshot.
-		if tl := api.Stats().RefusedTimeline; countNonZero(tl) > 2 {
-			t.Errorf("429s in %d distinct seconds (%v), want at most 2", countNonZero(tl), tl)
+		// The cold start, the calibration and a climb now and then.
+		if refused := api.Stats().Refused; refused > n/50 {
+			t.Errorf("%d 429s, want at most %d", refused, n/50)
 		}
 	})
 }
@@ -158,11 +157,10 @@ func TestPaceOneCoolDownEventPerGate(t *testing.T) {
 		if refused := api.Stats().Refused; refused < 2 {
 			t.Fatalf("%d 429s; the test needs a burst of them", refused)
 		}
-		// Each second with 429s is at most one gate (Retry-After is 1s);
-		// its 429s arrive together.
-		st := api.Stats()
-		if n, seconds := int(coolDowns.Load()), countNonZero(st.RefusedTimeline); n > seconds {
-			t.Errorf("%d cool-down events for %d 429s in %d seconds, want at most one a second", n, st.Refused, seconds)
+		// The 429s answered together close one gate, and hooks hear of
+		// it once.
+		if n, refused := int(coolDowns.Load()), api.Stats().Refused; n >= refused {
+			t.Errorf("%d cool-down events for %d 429s, want fewer: one per gate", n, refused)
 		}
 	})
 }

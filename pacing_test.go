@@ -104,8 +104,9 @@ func TestPaceLearnsUnknownRate(t *testing.T) {
 		tl := api.Stats().Timeline
 		last := tl[len(tl)-6 : len(tl)-1] // whole seconds at the end
 		for _, n := range last {
-			if n < 88 || n > 101 {
-				t.Errorf("accepted per second at the end = %v, want 88..101", last)
+			// At most the rate and the burst, when a climb empties it.
+			if n < 88 || n > 110 {
+				t.Errorf("accepted per second at the end = %v, want 88..110", last)
 				break
 			}
 		}

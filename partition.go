@@ -57,6 +57,7 @@ type partition struct {
 
 	mu         sync.Mutex
 	head       bool      // a request holds the head of the line
+	waitingOn  waitKind  // what the head sleeps on, so that only news of it wakes it
 	queue      []*waiter // the others, in arrival order
 	inFlight   int       // sent and not yet answered, or body open when tracked
 	slots      int       // the caller's in-flight cap (WithConcurrency); 0 for none
@@ -76,6 +77,16 @@ type partition struct {
 	shareChanged time.Time
 	headersSince time.Time
 }
+
+// A waitKind is what the head of a partition's line waits for.
+type waitKind uint8
+
+const (
+	waitNothing waitKind = iota
+	waitGate             // the gate to open, or its probe's answer
+	waitRoom             // room under the in-flight limit
+	waitBudget           // its reservation in the budget
+)
 
 // A waiter is a request in line behind the head.
 type waiter struct {
