@@ -189,6 +189,9 @@ type learner struct {
 	// accepted since (requests that left after it).
 	refusedAt    time.Time
 	sinceRefusal int
+	// leftSinceRefusal counts the requests sent since that refusal: more
+	// than were accepted, and the server was refusing all along.
+	leftSinceRefusal int
 	// regime is the earliest send time whose answers describe the current
 	// limit: windows that start before it mix an old limit with a new one.
 	regime time.Time
@@ -391,7 +394,10 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 // counts as accepted in the rates measured: refusals are answered at once,
 // successes only once served, so a request still out when a refusal comes
 // back was most likely let through.
-func (l *learner) left(now time.Time) { l.sends.add(now, 1) }
+func (l *learner) left(now time.Time) {
+	l.sends.add(now, 1)
+	l.leftSinceRefusal++
+}
 
 // unanswered records that a request sent at sent was not accepted after
 // all (an overloaded answer, a transport error).
@@ -423,7 +429,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	}
 	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	if probe && !l.coldEnd.IsZero() {
-		l.refusedAt, l.sinceRefusal = sent, 0
+		l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
 		if inFlight < okPeak-1 || inFlight < minCap {
 			// Refused with the others out of the way: not a cap, but
 			// a rate, to search for if the learner has no rate yet.
@@ -437,7 +443,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	}
 	prevRefusal := l.refusedAt
 	defer func() {
-		l.refusedAt, l.sinceRefusal = sent, 0
+		l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
 		l.inFlightOKBefore, l.inFlightOK = l.inFlightOK, 0
 	}()
 	if l.trusted(now) {
@@ -551,18 +557,24 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 			// Refused in the burst that followed a long closure: the
 			// burst, not the rate, was too much. What got through since
 			// the opening is what the server's bucket held.
-			if n := l.sinceOpened; n > 0 {
-				l.maxBurst = min(l.maxBurst, float64(n))
-				l.burst = min(l.burst, float64(n))
-			}
+			// (The probe that opened the gate took one unit too.)
+			n := float64(l.sinceOpened + 1)
+			l.maxBurst, l.burst = min(l.maxBurst, n), min(l.burst, n)
 			break
 		}
 		// Refused at or below the estimate: the limit fell, or another
 		// client shares it now. Cut, and measure afresh from here: what
-		// was measured before may describe the old limit.
+		// was measured before may describe the old limit. If the server
+		// has been refusing all along since the last refusal (more left
+		// than were accepted), what it accepted meanwhile is its rate,
+		// and the cut goes at least that far.
+		cut := r * refusalCut / sendMargin
+		if w := sent.Sub(prevRefusal); !prevRefusal.IsZero() && w > 0 && l.leftSinceRefusal > l.sinceRefusal+1 {
+			cut = min(cut, float64(l.sinceRefusal+1)/w.Seconds())
+		}
 		l.regime = sent
 		l.hold = minHold
-		l.startHold(now, r*refusalCut/sendMargin)
+		l.startHold(now, cut)
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
@@ -677,7 +689,7 @@ func (l *learner) drained(now, sent time.Time) {
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, l.refusedAt, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, math.Inf(1)
 	dbg(now, "drained sent=%s est %.1f phase %d limit %.1f since %d win %.1f rate1s %.1f rate.2 %.1f", sent.Format("05.000"), est, l.phase, l.limit, l.sinceRefusal, l.sends.bestRate(sent, l.maxBurst, l.regime), l.sends.rate(sent, time.Second), l.sends.rate(sent, 200*time.Millisecond))
-	l.refusedAt, l.sinceRefusal = sent, 0
+	l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
 	if est <= 0 {
 		return
 	}
