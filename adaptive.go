@@ -349,10 +349,10 @@ func (l *learner) slowed(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (1 + (costlySlowdown-1)*f))
 }
 
-// bound records that at now the rate held a request back: searches and
-// climbs advance only while it does, so that a rate nobody sends at (the
+// bound records that the rate holds a request back until until: searches
+// and climbs advance only while it does, so that a rate nobody sends at (the
 // window binds, or there is little to send) does not grow out of reach.
-func (l *learner) bound(now time.Time) { l.boundAt = now }
+func (l *learner) bound(until time.Time) { l.boundAt = latest(l.boundAt, until) }
 
 // accepted records that a request sent at sent, when inFlight requests (it
 // included) were out, was served.

@@ -237,7 +237,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 			err = &limiterError{partition: part.name, err: err}
 		} else if wait > 0 {
 			part.mu.Lock()
-			part.learn.bound(now)
+			part.learn.bound(now.Add(wait))
 			part.waitingOn = waitBudget
 			part.mu.Unlock()
 			var woken bool
