@@ -60,6 +60,10 @@ const (
 	// under which the estimate is coarse.
 	fewSamples = 20
 
+	// edgeShare is the share of the rate a climb was refused at that the
+	// learner takes for the limit when it has few requests to count.
+	edgeShare = 0.95
+
 	// coldWindowGrowth is how often the cold start's in-flight window
 	// doubles while answers are slow to come: a slow first answer (a long
 	// completion) must not hold the rest for long.
@@ -544,7 +548,13 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		}
 	case holding, climbing:
 		if r > l.limit*1.02 {
-			// A climb past the estimate found the edge.
+			// A climb past the estimate found the edge. With few
+			// requests to count (a slow limit), the estimate is coarse,
+			// and the edge itself says more: a slow climb is refused
+			// soon after it passes the limit.
+			if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+				est = max(est, r*edgeShare)
+			}
 			if est <= l.limit*1.02 {
 				l.hold = min(2*l.hold, maxHold)
 			} else {
