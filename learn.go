@@ -32,7 +32,7 @@ const (
 // answered teaches part what the answer to a request sent with ticket t says
 // about the server's limits, and frees the request's in-flight slot unless
 // its body holds it.
-func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *http.Response, err error) {
+func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *http.Response, err error, attempt int) {
 	now := p.now()
 	if err != nil || resp == nil {
 		part.mu.Lock()
@@ -54,7 +54,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	code := resp.StatusCode
 	if hasRateLimitHeaders(h) {
 		if qs, _ := parseQuotas(h, now); len(qs) > 0 {
-			p.applyQuotas(part, req, t, now, qs)
+			p.applyQuotas(part, req, t, attempt, now, qs)
 		}
 	}
 	var hint Hint
@@ -143,7 +143,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		// The new rate first, so that the budget refills at it from the
 		// cool-down on.
 		part.budget.SetLimits(ctx, now, limits)
-		p.reportRate(req, part, limits.Requests.Rate)
+		p.reportRate(req, part, attempt, limits.Requests.Rate)
 	}
 	if closed {
 		part.budget.CoolDown(ctx, now, probeAt)
@@ -152,7 +152,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 			// budget for all its clients.
 			part.cutShare(now)
 		}
-		p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Reason: fmt.Sprintf("status %d", code),
+		p.cfg.emit(Event{Kind: EventCoolDown, Request: req, Attempt: attempt, Reason: fmt.Sprintf("status %d", code),
 			Wait: hint.Wait, StatusCode: code, Partition: part.name})
 	}
 	part.signal()
@@ -176,7 +176,7 @@ func roundedUp(h Hint) bool {
 
 // applyQuotas sets the partition's buckets from what the server reports,
 // and holds the partition when a quota is spent until its next unit.
-func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, now time.Time, qs []quota) {
+func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attempt int, now time.Time, qs []quota) {
 	var reqQ, tokQ *quota
 	for i := range qs {
 		q := &qs[i]
@@ -263,7 +263,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, now ti
 	}
 	part.budget.SetLimits(context.WithoutCancel(req.Context()), now, l)
 	if l.Requests.Rate > 0 {
-		p.reportRate(req, part, l.Requests.Rate)
+		p.reportRate(req, part, attempt, l.Requests.Rate)
 	}
 	if hold > 0 {
 		part.budget.CoolDown(context.WithoutCancel(req.Context()), now, now.Add(hold))

@@ -29,14 +29,16 @@ func TestLimiterErrorIsFinal(t *testing.T) {
 	defer api.Close()
 	errDown := errors.New("store down")
 	count, attempts := eventCounter(EventAttempt)
-	rt := New(api.Transport(), WithLimiter(failingLimiter{errDown}), count)
+	giveUp, giveUps := eventCounter(EventGiveUp)
+	rt := New(api.Transport(), WithLimiter(failingLimiter{errDown}), count, giveUp)
 	req, _ := http.NewRequest("GET", api.URL(), nil)
 	_, err := rt.RoundTrip(req)
 	if !errors.Is(err, errDown) {
 		t.Fatalf("err = %v, want one wrapping the Limiter's", err)
 	}
-	if n := attempts.Load(); n != 1 {
-		t.Errorf("%d attempts, want 1: a Limiter's refusal is not retried", n)
+	// Never sent: no attempt, one give-up, and no retry.
+	if n, g := attempts.Load(), giveUps.Load(); n != 0 || g != 1 {
+		t.Errorf("%d attempts and %d give-ups, want 0 and 1: a Limiter's refusal is not sent, nor retried", n, g)
 	}
 	if n := api.Stats().Requests; n != 0 {
 		t.Errorf("the API saw %d requests, want 0", n)

@@ -141,10 +141,20 @@ func (p *pacer) setUp(part *partition, now time.Time) {
 }
 
 // RoundTrip implements http.RoundTripper.
-func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
+func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) { return p.roundTrip(req, 0, nil) }
+
+// roundTrip sends req, attempt number attempt of its request (0 when the
+// pacer is not under the retry layer, which numbers them). When it leaves,
+// hooks hear of the attempt; the pacer's own events carry its number. The
+// retry layer passes in, which roundTrip sets to req's partition, so that
+// the request's retries draw on that partition's budget.
+func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http.Response, error) {
 	now := p.now()
 	host, cred, model := partitionKey(req, p.cfg.pace.keyFunc, !p.cfg.pace.sameModel)
 	part := p.parts.get(host, cred, model, now, func(name string) *partition { return p.newPartition(name, now) })
+	if in != nil {
+		*in = part
+	}
 	defer part.active.Add(-1)
 	p.setUp(part, now)
 
@@ -156,13 +166,16 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			tokens = defaultCost(req)
 		}
 	}
-	t, err := p.admit(req, part, now, tokens)
+	t, err := p.admit(req, part, now, tokens, attempt)
 	if err != nil {
 		return nil, p.fail(req, err)
 	}
+	if attempt > 0 {
+		p.cfg.emit(Event{Kind: EventAttempt, Request: req, Attempt: attempt, Partition: part.name})
+	}
 	attemptSent(req)
 	resp, err := p.next.RoundTrip(req)
-	p.answered(part, req, t, resp, err)
+	p.answered(part, req, t, resp, err, attempt)
 	if t.tracked {
 		if err != nil || resp == nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 			// A 101's body is the connection itself, an io.ReadWriter
@@ -188,7 +201,7 @@ func (p *pacer) fail(req *http.Request, err error) error {
 // admit waits for req's turn in part and returns its ticket, or the reason it
 // may not go: its context ended, the wait would outlast its deadline or the
 // maximum wait, or the Limiter failed.
-func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens int) (ticket, error) {
+func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens, attempt int) (ticket, error) {
 	ctx := req.Context()
 	start := now
 	part.mu.Lock()
@@ -206,7 +219,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 		if limits, update := part.rateUpdate(now); update {
 			part.mu.Unlock()
 			part.budget.SetLimits(context.WithoutCancel(ctx), now, limits)
-			p.reportRate(req, part, limits.Requests.Rate)
+			p.reportRate(req, part, attempt, limits.Requests.Rate)
 			part.mu.Lock()
 		}
 		wait, probe := part.gate.wait(now)
@@ -279,7 +292,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens 
 		part.passHead()
 		part.mu.Unlock()
 		if now.After(start) {
-			p.cfg.emit(Event{Kind: EventPaced, Request: req, Wait: now.Sub(start), Partition: part.name})
+			p.cfg.emit(Event{Kind: EventPaced, Request: req, Attempt: attempt, Wait: now.Sub(start), Partition: part.name})
 		}
 		return t, nil
 	}
@@ -404,13 +417,13 @@ func (part *partition) release() {
 
 // reportRate tells hooks of a new request rate, once it has moved by a
 // tenth since the last report, so that a log is not flooded.
-func (p *pacer) reportRate(req *http.Request, part *partition, r float64) {
+func (p *pacer) reportRate(req *http.Request, part *partition, attempt int, r float64) {
 	if r <= 0 || p.cfg.hook == nil {
 		return
 	}
 	if prev := math.Float64frombits(part.reported.Load()); !near(r, prev, materialChange) {
 		part.reported.Store(math.Float64bits(r))
-		p.cfg.emit(Event{Kind: EventRateChange, Request: req, Rate: r, Partition: part.name})
+		p.cfg.emit(Event{Kind: EventRateChange, Request: req, Attempt: attempt, Rate: r, Partition: part.name})
 	}
 }
 

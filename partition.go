@@ -66,7 +66,8 @@ type partition struct {
 	sentRate   float64   // the request rate last given to the budget
 	sentRateAt time.Time // when it was given
 	sentBurst  int
-	overloads  int // overloaded answers in a row
+	overloads  int          // overloaded answers in a row
+	retries    *retryBudget // the retry budget of its requests, made on first use
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
@@ -128,6 +129,21 @@ func (part *partition) leave(w *waiter) {
 			return
 		}
 	}
+}
+
+// retryBudget returns the partition's retry budget (see WithRetryBudget),
+// or nil when retries are not budgeted: one failing server must not spend
+// the retries of another.
+func (part *partition) retryBudget(c *config) *retryBudget {
+	if c.budgetRatio < 0 {
+		return nil
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.retries == nil {
+		part.retries = newRetryBudget(c.budgetRatio, c.budgetFloor)
+	}
+	return part.retries
 }
 
 // window returns the in-flight limit in force: the caller's and the

@@ -69,8 +69,8 @@ func (c *config) retryMiddleware() Middleware {
 		}
 		// A pacer directly below starts the attempt clock itself, when the
 		// attempt leaves its queue (see attemptSent).
-		_, paced := next.(*pacer)
-		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, pacedBelow: paced}
+		p, _ := next.(*pacer)
+		return &retrier{next: next, cfg: c, classify: classify, backoff: backoff, budget: budget, pacer: p}
 	}
 }
 
@@ -80,10 +80,12 @@ type retrier struct {
 	classify Classifier
 	backoff  Backoff
 	budget   *retryBudget // nil: unlimited
-	// pacedBelow: next is the pacer, which calls attemptSent, and holds
-	// a throttled attempt at its gate, so the retry layer hands it back
-	// at once rather than sleep.
-	pacedBelow bool
+	// pacer is next when next is the pacer. The retry layer then hands
+	// it each attempt with its number: the pacer tells hooks of the
+	// attempt when it actually leaves, and starts its attempt clock then
+	// (attemptSent). It holds a throttled attempt at its gate, so the
+	// retry layer hands that back at once rather than sleep.
+	pacer *pacer
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -95,14 +97,29 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &RetryError{Err: err}
 	}
-	if r.budget != nil {
-		r.budget.deposit()
-	}
 	ctx := req.Context()
 	areq := rp.first
+	var part *partition // the pacer's, once the first attempt has met it
+	budget := r.budget
 	for n := 1; ; n++ {
-		r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
-		resp, err := r.send(areq)
+		if r.pacer == nil {
+			r.cfg.emit(Event{Kind: EventAttempt, Request: areq, Attempt: n})
+		}
+		resp, err := r.send(areq, n, &part)
+		if n == 1 {
+			if part != nil {
+				budget = part.retryBudget(r.cfg) // the partition's own
+			}
+			if budget != nil {
+				budget.deposit()
+			}
+		}
+		if pacerRefused(err) {
+			// Never sent: the pacer would not wait that long, or its
+			// Limiter failed. Trying again would meet the same gate.
+			r.cfg.emit(Event{Kind: EventGiveUp, Request: areq, Attempt: n, Reason: "pacer refused", Err: err})
+			return nil, &RetryError{Attempts: n - 1, Err: err}
+		}
 		var d Decision
 		if !finalError(err) { // final whatever the classifier says
 			d = r.classify(areq, resp, err)
@@ -119,7 +136,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, r.pacedBelow && throttle(resp, d))
+		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, budget, r.pacer != nil && throttle(resp, d))
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -161,7 +178,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 // caps like any other, but waits for nothing here and spends no retry
 // budget: the pacer holds it at its partition's gate until the server is
 // likely to take it, and learns from the refusal.
-func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, throttled bool) (wait time.Duration, next *http.Request, cause, detail error) {
+func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, budget *retryBudget, throttled bool) (wait time.Duration, next *http.Request, cause, detail error) {
 	wait, err := r.wait(ctx, req, rp, n, d)
 	if err != nil {
 		return wait, nil, err, nil
@@ -175,7 +192,7 @@ func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int
 		return wait, nil, ErrBodyNotReplayable, err
 	}
 	// Last, so that a retry refused for another reason spends nothing.
-	if d.Hint.Source == "" && !throttled && r.budget != nil && !r.budget.withdraw(time.Now()) {
+	if d.Hint.Source == "" && !throttled && budget != nil && !budget.withdraw(time.Now()) {
 		rp.unsent(next)
 		return 0, nil, ErrRetryBudgetExhausted, nil
 	}
@@ -228,18 +245,19 @@ func (r *retrier) wait(ctx context.Context, req *http.Request, rp *replay, n int
 	return wait, nil
 }
 
-// send makes one attempt, bounded by the attempt timeout if one is set.
-func (r *retrier) send(req *http.Request) (*http.Response, error) {
+// send makes attempt n, bounded by the attempt timeout if one is set. The
+// pacer below, if any, sets *part to the request's partition.
+func (r *retrier) send(req *http.Request, n int, part **partition) (*http.Response, error) {
 	if r.cfg.attemptTimeout <= 0 {
-		return r.checked(req)
+		return r.checked(req, n, part)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
 	clock := &attemptClock{d: r.cfg.attemptTimeout, cancel: cancel}
 	ctx = context.WithValue(ctx, attemptClockKey{}, clock)
-	if !r.pacedBelow {
+	if r.pacer == nil {
 		clock.start()
 	}
-	resp, err := r.checked(req.WithContext(ctx))
+	resp, err := r.checked(req.WithContext(ctx), n, part)
 	if timedOut := clock.stop(); timedOut || err != nil {
 		// Timed out, or failed: nothing of this attempt outlives the call.
 		cancel()
@@ -312,8 +330,14 @@ func (c *attemptClock) stop() (timedOut bool) {
 // and a nil Header an empty one. A nil response with a nil error, or a nil
 // Body that should hold bytes, is a broken transport: a *badAnswerError,
 // which is final.
-func (r *retrier) checked(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
+func (r *retrier) checked(req *http.Request, n int, part **partition) (*http.Response, error) {
+	var resp *http.Response
+	var err error
+	if r.pacer != nil {
+		resp, err = r.pacer.roundTrip(req, n, part)
+	} else {
+		resp, err = r.next.RoundTrip(req)
+	}
 	switch {
 	case err != nil:
 		if resp != nil && resp.Body != nil {

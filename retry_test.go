@@ -172,8 +172,9 @@ func TestPacerWaitErrorIsFinal(t *testing.T) {
 			if !errors.As(err, &werr) || !errors.Is(err, want) {
 				t.Fatalf("request %d: err = %v, want a *WaitError matching %v", i, err, want)
 			}
-			if rerr, ok := errors.AsType[*RetryError](err); !ok || rerr.Attempts != 1 || rerr.Cause != nil {
-				t.Errorf("request %d: err = %#v, want one attempt and no retry", i, err)
+			// Refused before it left: no attempt was made, none is retried.
+			if rerr, ok := errors.AsType[*RetryError](err); !ok || rerr.Attempts != 0 || rerr.Cause != nil {
+				t.Errorf("request %d: err = %#v, want no attempt and no retry", i, err)
 			}
 		}
 		if s.calls != 1 {
@@ -197,8 +198,8 @@ func TestPacerRefusalFinalWhateverTheClassifier(t *testing.T) {
 		readAll(t, resp)
 		_, err = rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
 		rerr, ok := errors.AsType[*RetryError](err)
-		if !ok || !errors.Is(err, ErrWaitTooLong) || rerr.Attempts != 1 || rerr.Cause != nil {
-			t.Errorf("err = %v, want the pacer's refusal after one attempt, not retried", err)
+		if !ok || !errors.Is(err, ErrWaitTooLong) || rerr.Attempts != 0 || rerr.Cause != nil {
+			t.Errorf("err = %v, want the pacer's refusal before any attempt, not retried", err)
 		}
 	})
 }
