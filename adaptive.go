@@ -31,7 +31,7 @@ const (
 	// climbGain shapes the climb past a held estimate: after x seconds the
 	// rate is the estimate times 1 + climbGain·x², slow at first, where the
 	// old limit most likely still is, then faster.
-	climbGain = 0.1
+	climbGain = 0.2
 
 	// climbSearch is how far above the estimate a climb may go without a
 	// refusal before the learner takes the limit for gone and searches
