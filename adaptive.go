@@ -15,6 +15,10 @@ const (
 	// for a limit it has no estimate of.
 	searchDoublingC = 150 * time.Millisecond
 
+	// searchCount is how many requests a search sends, at least, before
+	// its rate doubles.
+	searchCount = 3
+
 	// searchLead is added to the cold start's duration to set the rate a
 	// search starts from: what the cold start got through, spread over its
 	// length plus this lead, is a rate below the server's for any burst
@@ -272,7 +276,7 @@ func (l *learner) rate(now time.Time) float64 {
 	}
 	switch l.phase {
 	case searching:
-		return l.base * math.Exp2(now.Sub(l.phaseAt).Seconds()/searchDoubling.Seconds())
+		return searchRate(l.base, now.Sub(l.phaseAt))
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
@@ -547,7 +551,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 			l.startSearch(now, r/2)
 		}
 	case holding, climbing:
-		if r > l.limit*1.02 {
+		if l.phase == climbing {
 			// A climb past the estimate found the edge. With few
 			// requests to count (a slow limit), the estimate is coarse,
 			// and the edge itself says more: a slow climb is refused
@@ -633,6 +637,24 @@ func (l *learner) refineBurst() {
 		return
 	}
 	l.burst = max(1, float64(l.coldAccepted)-l.limit*l.coldSpan.Seconds())
+}
+
+// searchRate returns the rate a search that started at base has reached
+// after d: doubling every searchDoubling, or every searchCount requests
+// when that is longer, so that a slow limit is given the requests it takes
+// to refuse before the rate is far past it.
+func searchRate(base float64, d time.Duration) float64 {
+	t := d.Seconds()
+	knee := searchCount / searchDoubling.Seconds() // where the two meet
+	if base < knee {
+		// dr/dt = r²·ln2/searchCount: r = 1/(1/base - t·ln2/searchCount)
+		toKnee := searchCount * (1/base - 1/knee) / math.Ln2
+		if t < toKnee {
+			return 1 / (1/base - t*math.Ln2/searchCount)
+		}
+		base, t = knee, t-toKnee
+	}
+	return base * math.Exp2(t/searchDoubling.Seconds())
 }
 
 func (l *learner) startSearch(now time.Time, base float64) {
