@@ -32,9 +32,17 @@ const (
 	minHold = time.Second
 	maxHold = 2 * time.Second
 
-	// climbGain shapes the climb past a held estimate: after x seconds the
-	// rate is the estimate times 1 + climbGain·x², slow at first, where the
-	// old limit most likely still is, then faster.
+	// holdRequests and climbRequests: a slow limit holds at least as long
+	// as this many requests take, and climbs as fast per this many as a
+	// fast one per second, so that a climb's refusal is one in a good
+	// many requests at any rate.
+	holdRequests  = 50
+	climbRequests = 50
+
+	// climbGain shapes the climb past a held estimate: after x seconds (or
+	// x times climbRequests requests, when that is longer) the rate is the
+	// estimate times 1 + climbGain·x², slow at first, where the old limit
+	// most likely still is, then faster.
 	climbGain = 0.2
 
 	// climbSearch is how far above the estimate a climb may go without a
@@ -186,6 +194,7 @@ type learner struct {
 	phaseAt time.Time // when the phase began
 	base    float64   // the search's starting rate, or the rate held or climbed from
 	limit   float64   // the estimate of the server's rate; 0 while unknown
+	peak    float64   // the highest estimate held
 	burst   float64   // the estimate of the server's burst; 0 while unknown
 	// maxBurst bounds the server's burst from above: what the cold start
 	// got through, its late answers included. Rates measured over windows
@@ -280,8 +289,12 @@ func (l *learner) rate(now time.Time) float64 {
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
-		x := now.Sub(l.phaseAt).Seconds() / l.slowed(time.Second).Seconds()
-		return max(l.limit*sendMargin*(1+climbGain*x*x), l.floor)
+		x := now.Sub(l.phaseAt).Seconds() / l.slowed(l.perRequests(climbRequests)).Seconds()
+		// The climb adds to the estimate in proportion to the highest
+		// limit held, not the current one: clients that share a key and
+		// were cut to unequal parts climb back by equal amounts, and
+		// their parts even out, as TCP's flows do.
+		return max(l.limit*sendMargin+max(l.peak, l.limit)*sendMargin*climbGain*x*x, l.floor)
 	case fixed:
 		// A stated rate lowered by refusals comes back over a hold.
 		if l.base >= l.stated {
@@ -306,7 +319,7 @@ func (l *learner) advance(now time.Time) {
 	l.advancedAt = now
 	switch l.phase {
 	case holding:
-		if now.Sub(l.phaseAt) >= max(l.hold, costlyHold*l.cost) {
+		if now.Sub(l.phaseAt) >= max(l.hold, costlyHold*l.cost, l.perRequests(holdRequests)) {
 			l.phase, l.phaseAt = climbing, now
 		}
 	case climbing:
@@ -333,6 +346,16 @@ func (l *learner) advance(now time.Time) {
 		l.window++
 		l.windowAt = now
 	}
+}
+
+// perRequests returns how long n requests take at the estimated limit, at
+// least a second: a slow limit holds and climbs by the requests it serves,
+// not by the clock, so that its few requests are not mostly refused.
+func (l *learner) perRequests(n float64) time.Duration {
+	if l.limit <= 0 {
+		return time.Second
+	}
+	return max(time.Second, time.Duration(n/l.limit*float64(time.Second)))
 }
 
 // reopened records that the gate opened at now after d closed: what the last
@@ -664,6 +687,7 @@ func (l *learner) startSearch(now time.Time, base float64) {
 
 func (l *learner) startHold(now time.Time, limit float64) {
 	l.limit = max(limit, l.floor)
+	l.peak = max(l.peak, l.limit)
 	l.phase, l.phaseAt = holding, now
 }
 
