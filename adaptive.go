@@ -32,17 +32,14 @@ const (
 	minHold = time.Second
 	maxHold = 2 * time.Second
 
-	// holdRequests and climbRequests: a slow limit holds at least as long
-	// as this many requests take, and climbs as fast per this many as a
-	// fast one per second, so that a climb's refusal is one in a good
-	// many requests at any rate.
-	holdRequests  = 50
-	climbRequests = 50
+	// holdRequests: a slow limit holds at least as long as this many
+	// requests take, so that a climb's refusal is one in a good many
+	// requests at any rate.
+	holdRequests = 20
 
-	// climbGain shapes the climb past a held estimate: after x seconds (or
-	// x times climbRequests requests, when that is longer) the rate is the
-	// estimate times 1 + climbGain·x², slow at first, where the old limit
-	// most likely still is, then faster.
+	// climbGain shapes the climb past a held estimate: after x seconds the
+	// rate is the estimate times 1 + climbGain·x², slow at first, where the
+	// old limit most likely still is, then faster.
 	climbGain = 0.2
 
 	// climbSearch is how far above the estimate a climb may go without a
@@ -289,7 +286,7 @@ func (l *learner) rate(now time.Time) float64 {
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
-		x := now.Sub(l.phaseAt).Seconds() / l.slowed(l.perRequests(climbRequests)).Seconds()
+		x := now.Sub(l.phaseAt).Seconds() / l.slowed(time.Second).Seconds()
 		// The climb adds to the estimate in proportion to the highest
 		// limit held, not the current one: clients that share a key and
 		// were cut to unequal parts climb back by equal amounts, and
