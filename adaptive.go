@@ -13,7 +13,7 @@ const (
 
 	// searchDoubling is how fast the rate grows while the learner searches
 	// for a limit it has no estimate of.
-	searchDoublingC = 150 * time.Millisecond
+	searchDoubling = 150 * time.Millisecond
 
 	// searchCount is how many requests a search sends, at least, before
 	// its rate doubles.
@@ -23,7 +23,7 @@ const (
 	// search starts from: what the cold start got through, spread over its
 	// length plus this lead, is a rate below the server's for any burst
 	// and refill that could have produced it but the most lopsided.
-	searchLeadC = 250 * time.Millisecond
+	searchLead = 250 * time.Millisecond
 
 	// minHold and maxHold bound how long an estimate is held before the
 	// learner climbs past it to look for a raised limit. The hold doubles
@@ -440,9 +440,10 @@ type refusal struct{ concurrency, spent bool }
 // refused records that the server refused a request sent at sent, when
 // inFlight requests (it included) were out, and says what it made of it.
 //
-// A refused probe (probe set) tells the learner nothing new: it was sent
-// into a bucket known to be empty, early on purpose. It only moves the
-// point the delivery rate is measured from.
+// A refused probe (probe set) tells the learner little: it was sent into a
+// bucket known to be empty, early on purpose. It moves the point the
+// delivery rate is measured from, and if it was refused with the others out
+// of the way, it shows that the limit is a rate, not a cap.
 func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
 	l.sends.add(sent, -1)
 	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
@@ -459,13 +460,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	if probe && !l.coldEnd.IsZero() {
 		l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
 		if inFlight < okPeak-1 || inFlight < minCap {
-			// Refused with the others out of the way: not a cap, but
-			// a rate, to search for if the learner has no rate yet.
-			l.rateSeen = true
-			l.window, l.capped, l.sure = 0, false, false
-			if !l.searched {
-				l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
-			}
+			l.rateShown(now)
 		}
 		return refusal{}
 	}
@@ -479,72 +474,24 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	}
 	cold := l.coldEnd.IsZero()
 	if cold {
-		l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
-		if n, ok := l.sends.count(l.coldFrom.Add(-slotWidth), sent.Add(-slotWidth)); ok {
-			// Counting the requests still out: with slow answers, few
-			// of the successes are in yet.
-			l.coldAccepted = max(l.coldAccepted, n)
-		}
-		l.burst, l.maxBurst = float64(max(l.coldAccepted, 1)), float64(max(l.coldAccepted, 1))
+		l.endCold(now, sent)
 	}
-
-	dbg(now, "refusal sent=%s inflight=%d okpeak=%d window=%d capped=%v sure=%v", sent.Format("05.000"), inFlight, okPeak, l.window, l.capped, l.sure)
-	if !l.rateSeen && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1) && (!cold || 2*okPeak >= inFlight) {
-		// Refused at the highest level anything was accepted at, or
-		// above: a cap just below it. (Our count and the server's differ
-		// by the answers on their way, hence the level itself counts.)
-		// A rate's refusals can look the same (a burst runs out in the
-		// order requests left), so the first such refusal makes the cap
-		// tentative, at half the level after a cold start, and the rate
-		// is learned as well; the second confirms it, and the rate is
-		// let go.
-		c := max(min(okPeak, inFlight-1), 1)
-		switch {
-		case cold:
-			l.window, l.sure = max(c/2, 1), false
-		case l.capped && l.sure:
-			l.windowHold = min(2*l.windowHold, maxWindowHold)
-			l.window = c
-		default:
-			l.window, l.sure = c, l.capped
-		}
-		l.windowAt, l.capped = now, true
+	if l.capRefusal(now, inFlight, okPeak, cold) {
 		return refusal{concurrency: true}
-	} else {
-		// Refused where requests are accepted: a rate, not a cap. Once
-		// a rate has shown itself, refusals at any level are its: a
-		// burst that runs out looks like a cap.
-		l.rateSeen = true
-		l.window, l.capped, l.sure = 0, false, false
 	}
-
-	if !l.openedAt.IsZero() && !sent.Before(l.openedAt) && l.maxBurst >= minSpentBurst &&
-		float64(l.sinceOpened) >= burstSpent*l.maxBurst && sent.Sub(l.openedAt) < spentWithin {
-		// After a long closure the server let a burst through, about as
-		// large as its bucket: this refusal says the burst is spent (a
-		// window's quota, a bucket emptied), not that the rate is too
-		// high. The gate waits for the server; the rate stays, and the
-		// burst is what got through.
-		l.burst = max(l.burst, float64(l.sinceOpened))
-		l.maxBurst = max(l.maxBurst, l.burst)
-		l.openedAt = time.Time{}
+	if l.burstSpent(sent) {
 		return refusal{spent: true}
 	}
+
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
-	dbg(now, "estimate: maxBurst %.1f window-est %.1f regime %s openedAt %s prev %s", l.maxBurst, l.sends.bestRate(sent, l.maxBurst, l.regime), l.regime.Format("05.000"), l.openedAt.Format("05.000"), prevRefusal.Format("05.000"))
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
-	defer func() {
-		dbg(now, "refused sent=%s inflight=%d phase %d->%d rate %.1f -> %.1f est %.1f limit %.1f burst %.1f since %d window %d capped %v", sent.Format("05.000"), inFlight, 0, l.phase, r, l.rate(now), est, l.limit, l.burst, l.sinceRefusal, l.window, l.capped)
-	}()
 	switch l.phase {
 	case unlimited:
 		switch {
 		case !l.searched:
-			// The first refusal of a rate: search from what the cold
-			// start got through, spread over its length and a lead.
-			l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+			l.searchFromCold(now)
 		case est > 0:
 			l.startHold(now, est)
 		default:
@@ -553,66 +500,156 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
 		}
 	case searching:
-		if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
-			// Few requests to measure over: the estimate is coarse, and
-			// the rate the search was refused at is not far above the
-			// limit (it doubles at most every searchDoubling).
-			est = max(est, r/2)
-		}
-		if est > 0 {
-			l.startHold(now, est)
-			l.refineBurst()
-			if sent.Sub(prevRefusal) < time.Second/2 {
-				// Measured over a short window, the estimate may be
-				// well below the limit: climb from it at once.
-				l.phase = climbing
-			}
-		} else {
-			l.startSearch(now, r/2)
-		}
-	case holding, climbing:
-		if l.phase == climbing {
-			// A climb past the estimate found the edge. With few
-			// requests to count (a slow limit), the estimate is coarse,
-			// and the edge itself says more: a slow climb is refused
-			// soon after it passes the limit.
-			if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
-				est = max(est, r*edgeShare)
-			}
-			if est <= l.limit*1.02 {
-				l.hold = min(2*l.hold, maxHold)
-			} else {
-				l.hold = minHold
-			}
-			l.startHold(now, max(est, l.limit))
-			break
-		}
-		if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) {
-			// Refused in the burst that followed a long closure: the
-			// burst, not the rate, was too much. What got through since
-			// the opening is what the server's bucket held.
-			// (The probe that opened the gate took one unit too.)
-			n := float64(l.sinceOpened + 1)
-			l.maxBurst, l.burst = min(l.maxBurst, n), min(l.burst, n)
-			break
-		}
-		// Refused at or below the estimate: the limit fell, or another
-		// client shares it now. Cut, and measure afresh from here: what
-		// was measured before may describe the old limit. If the server
-		// has been refusing all along since the last refusal (more left
-		// than were accepted), what it accepted meanwhile is its rate,
-		// and the cut goes at least that far.
-		cut := r * refusalCut / sendMargin
-		if w := sent.Sub(prevRefusal); !prevRefusal.IsZero() && w > 0 && l.leftSinceRefusal > l.sinceRefusal+1 {
-			cut = min(cut, float64(l.sinceRefusal+1)/w.Seconds())
-		}
-		l.regime = sent
-		l.hold = minHold
-		l.startHold(now, cut)
+		l.searchRefused(now, sent, prevRefusal, r, est)
+	case climbing:
+		l.climbRefused(now, sent, r, est)
+	case holding:
+		l.holdRefused(now, sent, prevRefusal, r)
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
 	return refusal{}
+}
+
+// endCold ends the cold start at its first refusal, of a request sent at
+// sent: what it got through is the first estimate of the server's burst.
+func (l *learner) endCold(now, sent time.Time) {
+	l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
+	if n, ok := l.sends.count(l.coldFrom.Add(-slotWidth), sent.Add(-slotWidth)); ok {
+		// Counting the requests still out: with slow answers, few of
+		// the successes are in yet.
+		l.coldAccepted = max(l.coldAccepted, n)
+	}
+	l.burst, l.maxBurst = float64(max(l.coldAccepted, 1)), float64(max(l.coldAccepted, 1))
+}
+
+// capRefusal reports whether a refusal at inFlight requests out is a
+// concurrency cap's, and learns the cap if so; okPeak is the most requests
+// accepted together lately.
+//
+// A refusal at the highest level anything was accepted at, or above, is
+// explained by a cap just below it (our count and the server's differ by
+// the answers on their way, hence the level itself counts). A rate's
+// refusals can look the same (a burst runs out in the order requests
+// left), so the first such refusal makes the cap tentative, at half the
+// level after a cold start; the second confirms it. A refusal below the
+// levels accepted shows a rate, and from then on no cap is inferred.
+func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
+	signature := inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1
+	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
+		// (After a cold start with slow answers, too few have come back
+		// to tell the levels served.)
+		l.rateShown(time.Time{})
+		return false
+	}
+	c := max(min(okPeak, inFlight-1), 1)
+	switch {
+	case cold:
+		l.window, l.sure = max(c/2, 1), false
+	case l.capped && l.sure:
+		l.windowHold = min(2*l.windowHold, maxWindowHold)
+		l.window = c
+	default:
+		l.window, l.sure = c, l.capped
+	}
+	l.windowAt, l.capped = now, true
+	return true
+}
+
+// rateShown records that the limit is a rate, not a cap: the window is
+// lifted. If now is set and no rate search has started yet, one starts.
+func (l *learner) rateShown(now time.Time) {
+	l.rateSeen = true
+	l.window, l.capped, l.sure = 0, false, false
+	if !now.IsZero() && !l.searched {
+		l.searchFromCold(now)
+	}
+}
+
+// burstSpent reports whether a refusal of a request sent at sent ends the
+// burst the server let through after a long closure, about as large as its
+// bucket: then the burst is spent (a window's quota, a bucket emptied), not
+// the rate too high, and the rate stays; the burst is what got through.
+func (l *learner) burstSpent(sent time.Time) bool {
+	if l.openedAt.IsZero() || sent.Before(l.openedAt) || l.maxBurst < minSpentBurst ||
+		float64(l.sinceOpened) < burstSpent*l.maxBurst || sent.Sub(l.openedAt) >= spentWithin {
+		return false
+	}
+	l.burst = max(l.burst, float64(l.sinceOpened))
+	l.maxBurst = max(l.maxBurst, l.burst)
+	l.openedAt = time.Time{}
+	return true
+}
+
+// searchFromCold starts the first search for a rate, from what the cold
+// start got through spread over its length and a lead.
+func (l *learner) searchFromCold(now time.Time) {
+	l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+}
+
+// searchRefused ends a search refused at rate r, with estimate est, of a
+// request sent at sent; prev is the refusal before.
+func (l *learner) searchRefused(now, sent, prev time.Time, r, est float64) {
+	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+		// Few requests to measure over: the estimate is coarse, and the
+		// rate the search was refused at is not far above the limit (it
+		// doubles at most every searchDoubling).
+		est = max(est, r/2)
+	}
+	if est <= 0 {
+		l.startSearch(now, r/2)
+		return
+	}
+	l.startHold(now, est)
+	l.refineBurst()
+	if sent.Sub(prev) < time.Second/2 {
+		// Measured over a short window, the estimate may be well below
+		// the limit: climb from it at once.
+		l.phase = climbing
+	}
+}
+
+// climbRefused ends a climb refused at rate r, with estimate est: it found
+// the edge. With few requests to count (a slow limit), the estimate is
+// coarse, and the edge itself says more: a slow climb is refused soon after
+// it passes the limit. A climb that found nothing new makes the next hold
+// longer.
+func (l *learner) climbRefused(now, sent time.Time, r, est float64) {
+	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+		est = max(est, r*edgeShare)
+	}
+	if est <= l.limit*1.02 {
+		l.hold = min(2*l.hold, maxHold)
+	} else {
+		l.hold = minHold
+	}
+	l.startHold(now, max(est, l.limit))
+}
+
+// holdRefused handles a refusal while holding at rate r, of a request sent
+// at sent; prev is the refusal before.
+func (l *learner) holdRefused(now, sent, prev time.Time, r float64) {
+	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) {
+		// Refused in the burst that followed a long closure: the burst,
+		// not the rate, was too much. What got through since the opening
+		// (and the probe that opened the gate) is what the server's
+		// bucket held.
+		n := float64(l.sinceOpened + 1)
+		l.maxBurst, l.burst = min(l.maxBurst, n), min(l.burst, n)
+		return
+	}
+	// Refused at or below the estimate: the limit fell, or another client
+	// shares it now. Cut, and measure afresh from here: what was measured
+	// before may describe the old limit. If the server has been refusing
+	// all along since the last refusal (more left than were accepted), what
+	// it accepted meanwhile is its rate, and the cut goes at least that far.
+	cut := r * refusalCut / sendMargin
+	if w := sent.Sub(prev); !prev.IsZero() && w > 0 && l.leftSinceRefusal > l.sinceRefusal+1 {
+		cut = min(cut, float64(l.sinceRefusal+1)/w.Seconds())
+	}
+	l.regime = sent
+	l.hold = minHold
+	l.startHold(now, cut)
 }
 
 // estimate returns the best lower bound on the server's rate that the
@@ -644,7 +681,6 @@ func (l *learner) finishRefine(now time.Time) {
 		return
 	}
 	est := min(l.estimate(now, l.refine.end, l.refine.prev, l.refine.count), l.refine.ceiling)
-	dbg(now, "refine est %.1f limit %.1f", est, l.limit)
 	if est > l.limit {
 		l.limit = est
 	}
@@ -741,7 +777,6 @@ func (l *learner) drained(now, sent time.Time) {
 	est := l.estimate(now, sent, l.refusedAt, l.sinceRefusal)
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, l.refusedAt, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, math.Inf(1)
-	dbg(now, "drained sent=%s est %.1f phase %d limit %.1f since %d win %.1f rate1s %.1f rate.2 %.1f", sent.Format("05.000"), est, l.phase, l.limit, l.sinceRefusal, l.sends.bestRate(sent, l.maxBurst, l.regime), l.sends.rate(sent, time.Second), l.sends.rate(sent, 200*time.Millisecond))
 	l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
 	if est <= 0 {
 		return
@@ -759,79 +794,7 @@ func (l *learner) drained(now, sent time.Time) {
 	}
 }
 
-// A slotRing counts the sends that were not refused, by the time they
-// left, in slots of slotWidth, over the last slotCount slots.
-type slotRing struct {
-	counts [slotCount]uint16
-	last   int64 // absolute index of the newest slot; 0 before the first
-}
-
-func slotOf(t time.Time) int64 { return t.UnixNano() / int64(slotWidth) }
-
-// add adds d to the count of the slot of t, if the ring still holds it.
-func (s *slotRing) add(t time.Time, d int) {
-	i := slotOf(t)
-	if i > s.last {
-		for j := max(s.last+1, i-slotCount+1); j <= i; j++ {
-			s.counts[j%slotCount] = 0
-		}
-		s.last = i
-	}
-	if i <= s.last-slotCount {
-		return // older than the ring
-	}
-	c := &s.counts[i%slotCount]
-	*c = uint16(min(max(int(*c)+d, 0), math.MaxUint16))
-}
-
-// count returns the sends counted in the slots after the one of from, up to
-// the one of to, and whether the ring still holds them all.
-func (s *slotRing) count(from, to time.Time) (int, bool) {
-	a, b := slotOf(from), min(slotOf(to), s.last)
-	if s.last == 0 || a <= s.last-slotCount {
-		return 0, false
-	}
-	n := 0
-	for i := a + 1; i <= b; i++ {
-		n += int(s.counts[i%slotCount])
-	}
-	return n, true
-}
-
-// bestRate returns max over windows ending at end of (k-burst)/w, for the k
-// sends accepted in a window of w seconds that starts no earlier than from.
-func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float64 {
-	e := slotOf(end)
-	if s.last == 0 || e > s.last+slotCount {
-		return 0
-	}
-	first := max(slotOf(from), e-slotCount+1, s.last-slotCount+1)
-	best, k := 0.0, 0
-	for i := min(e, s.last); i >= first; i-- {
-		k += int(s.counts[i%slotCount])
-		w := end.Sub(time.Unix(0, i*int64(slotWidth)))
-		if w < minWindow || k < minEstimateCount {
-			continue
-		}
-		best = max(best, (float64(k)-burst)/w.Seconds())
-	}
-	return best
-}
-
-// rate returns the accepted sends per second over the span before end.
-func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
-	if s.last == 0 {
-		return 0
-	}
-	e := min(slotOf(end), s.last)
-	n := min(int64(span/slotWidth), slotCount)
-	k := 0
-	for i := e; i > e-n && i > s.last-slotCount; i-- {
-		k += int(s.counts[i%slotCount])
-	}
-	return float64(k) / span.Seconds()
-}
-
+// latest returns the later of a and b.
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

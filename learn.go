@@ -68,7 +68,6 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	}
 
 	part.mu.Lock()
-	dbg(now, "answer sent=%s code=%d inflight=%d probe=%v gate=%v", t.sent.Format("05.000"), code, t.inFlight, t.probe, part.gate.closed)
 	if !t.tracked {
 		part.inFlight--
 	}

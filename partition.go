@@ -181,7 +181,6 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond {
 		return Limits{}, false
 	}
-	dbg(now, "rateUpdate %s %.1f -> %.1f burst %d phase %d limit %.1f", part.name, part.sentRate, r, b, part.learn.phase, part.learn.limit)
 	part.sentRate, part.sentRateAt, part.sentBurst = r, now, b
 	src := LimitsLearned
 	if part.learn.phase == fixed && r == part.learn.stated {
