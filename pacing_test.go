@@ -3,6 +3,7 @@ package pacehttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -405,3 +406,152 @@ type trackBody struct{ closed atomic.Int32 }
 
 func (b *trackBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (b *trackBody) Close() error             { b.closed.Add(1); return nil }
+
+// Callers who give up in line leave nothing behind, wherever they stood:
+// only the head of a partition's line holds a reservation, and it hands it
+// back whole. A request that comes after them waits only for its own turn,
+// with a stated rate or a learned one.
+func TestPaceCancelledWaitersLeaveNoDebt(t *testing.T) {
+	for _, stated := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stated %v", stated), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				api := pacetest.NewAPI(pacetest.Config{Rate: 10, Burst: 10, Latency: 10 * time.Millisecond})
+				defer api.Close()
+				var opts []Option
+				if stated {
+					opts = append(opts, WithRate(10, 10))
+				}
+				rt := New(api.Transport(), opts...)
+				chainBatch(t, rt, 60, 8, time.Minute, nil) // learns the rate, empties the bucket
+				// They line up one after another, and give up in the order
+				// they came: the ones in front leave first.
+				var wg sync.WaitGroup
+				for range 50 {
+					wg.Go(func() {
+						ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+						defer cancel()
+						send(t, rt, ctx)
+					})
+					time.Sleep(time.Millisecond)
+				}
+				wg.Wait()
+				time.Sleep(time.Second) // the bucket refills: the next one may go at once
+				start := time.Now()
+				if code, err := send(t, rt, context.Background()); err != nil || code != http.StatusOK {
+					t.Fatalf("status %d, err %v", code, err)
+				}
+				if got := time.Since(start); got > 100*time.Millisecond {
+					t.Errorf("waited %v after fifty callers gave up, want at most 100ms", got)
+				}
+			})
+		})
+	}
+}
+
+// A stated token rate is as certain as a stated request rate: a wait for
+// tokens past the deadline fails at once.
+func TestPaceTokenWaitFailsFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cost := func(*http.Request) int { return 10 }
+		rt := Pace(WithTokenRate(10, 10), WithCostFunc(cost))(okTransport())
+		send(t, rt, context.Background()) // spends the ten tokens: the next ten in 1s
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := send(t, rt, ctx)
+		if !errors.Is(err, ErrWaitPastDeadline) {
+			t.Fatalf("err = %v, want a wait past the deadline", err)
+		}
+		if got := time.Since(start); got != 0 {
+			t.Errorf("failed after %v, want at once", got)
+		}
+	})
+}
+
+// A 403 with a rate-limit hint, as GitHub answers for its secondary limits,
+// closes the gate like a 429: the next request waits.
+func TestPaceForbiddenWithHintClosesGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := pacetest.NewScripted(pacetest.Status(http.StatusForbidden, "Retry-After", "2"), pacetest.OK("a"), pacetest.OK("b"))
+		defer sc.Close()
+		count, coolDowns := eventCounter(EventCoolDown)
+		rt := Pace(count)(sc.Transport())
+		if code, _ := send(t, rt, context.Background()); code != http.StatusForbidden {
+			t.Fatalf("status %d, want the 403", code)
+		}
+		start := time.Now()
+		send(t, rt, context.Background())
+		if got := time.Since(start); got < 2*time.Second {
+			t.Errorf("the next request left after %v, want after the 2s the 403 asked", got)
+		}
+		if n := coolDowns.Load(); n != 1 {
+			t.Errorf("%d cool-downs, want 1", n)
+		}
+	})
+}
+
+// Under New, hooks hear of an attempt when it leaves the pacer, and the
+// pacer's own events carry the number of the attempt they concern.
+func TestPaceEventsCarryTheAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := pacetest.NewScripted(pacetest.TooManyRequests("1"), pacetest.OK("done"))
+		defer sc.Close()
+		var mu sync.Mutex
+		var got []string
+		rt := New(sc.Transport(), WithHook(func(e Event) {
+			mu.Lock()
+			got = append(got, fmt.Sprintf("%s %d", e.Kind, e.Attempt))
+			mu.Unlock()
+		}))
+		if _, err := send(t, rt, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// (The refusal also sets the rate the pacer searches from.)
+		want := []string{"attempt 1", "rate-change 1", "cool-down 1", "retry 1", "paced 2", "attempt 2"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// One failing server does not spend the retry budget of another: each
+// partition has its own.
+func TestRetryBudgetPerPartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		calls := map[string]int{}
+		// Every host fails every other call: a first attempt fails, its
+		// retry gets through.
+		base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			calls[req.URL.Host]++
+			n := calls[req.URL.Host]
+			mu.Unlock()
+			code := http.StatusOK
+			if n%2 == 1 {
+				code = http.StatusInternalServerError
+			}
+			return &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+		})
+		// One unhinted retry a second, per partition.
+		rt := New(base, WithRetryBudget(0, 1), WithMaxAttempts(2), WithBackoff(0, 0))
+		get := func(host string) int {
+			req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := get("a.test"); got != http.StatusOK {
+			t.Fatalf("a.test: %d, want its retry's 200", got)
+		}
+		if got := get("a.test"); got != http.StatusInternalServerError {
+			t.Fatalf("a.test again: %d, want the 500 kept: its budget is spent", got)
+		}
+		if got := get("b.test"); got != http.StatusOK {
+			t.Errorf("b.test: %d, want its retry's 200: a.test spent only its own budget", got)
+		}
+	})
+}
