@@ -206,7 +206,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 	start := now
 	part.mu.Lock()
 	if part.head || len(part.queue) > 0 {
-		if err := p.waitTurn(ctx, part, now); err != nil {
+		if err := p.waitTurn(ctx, req.Cancel, part, now); err != nil {
 			return ticket{}, err // mu released
 		}
 		now = p.now()
@@ -231,7 +231,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 			err := p.tooLong(ctx, part, now, part.gate.certain(now))
 			part.mu.Unlock()
 			if err == nil {
-				_, err = p.sleep(ctx, wait, part, nil)
+				_, err = p.sleep(ctx, req.Cancel, wait, part, nil)
 			}
 			part.mu.Lock()
 			part.waitingOn = waitNothing
@@ -255,7 +255,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 			part.mu.Unlock()
 			var woken bool
 			if err = p.tooLong(ctx, part, now, part.certainWait(now, wait)); err == nil {
-				woken, err = p.sleep(ctx, wait, part, part.watcher)
+				woken, err = p.sleep(ctx, req.Cancel, wait, part, part.watcher)
 			}
 			if (woken || err != nil) && cancel != nil {
 				cancel()
@@ -301,7 +301,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 // waitTurn queues the caller behind the head and returns once it is the
 // head, with mu held; or, with mu released, the reason it gave up. mu must
 // be held on entry.
-func (p *pacer) waitTurn(ctx context.Context, part *partition, now time.Time) error {
+func (p *pacer) waitTurn(ctx context.Context, stop <-chan struct{}, part *partition, now time.Time) error {
 	// A wait certain to outlast the deadline fails now: the gate's, and,
 	// under a rate the caller or the server stated, the time the requests
 	// ahead will take.
@@ -328,6 +328,11 @@ func (p *pacer) waitTurn(ctx context.Context, part *partition, now time.Time) er
 		part.leave(w)
 		part.mu.Unlock()
 		return ctx.Err()
+	case <-stop:
+		part.mu.Lock()
+		part.leave(w)
+		part.mu.Unlock()
+		return errRequestCanceled
 	}
 }
 
@@ -378,10 +383,11 @@ func (p *pacer) tooLong(ctx context.Context, part *partition, now time.Time, cer
 }
 
 // sleep waits d, or until the partition's head is woken or the remote
-// budget changes (woken), or ctx ends. A wait longer than the maximum wait
+// budget changes (woken), or ctx ends or stop (the request's deprecated
+// Cancel channel, nil if unset) closes. A wait longer than the maximum wait
 // is cut to it: by then something will have changed, and the head looks
 // again.
-func (p *pacer) sleep(ctx context.Context, d time.Duration, part *partition, remote Watcher) (woken bool, err error) {
+func (p *pacer) sleep(ctx context.Context, stop <-chan struct{}, d time.Duration, part *partition, remote Watcher) (woken bool, err error) {
 	cut := false
 	if mw := p.cfg.maxWait; mw > 0 && d > mw {
 		d, cut = mw, true
@@ -401,6 +407,8 @@ func (p *pacer) sleep(ctx context.Context, d time.Duration, part *partition, rem
 		return true, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
+	case <-stop:
+		return false, errRequestCanceled
 	}
 }
 

@@ -555,3 +555,35 @@ func TestRetryBudgetPerPartition(t *testing.T) {
 		}
 	})
 }
+
+// The deprecated Request.Cancel, which net/http still honours, ends a
+// request held by the pacer as its context would: at the head of the line
+// and behind it.
+func TestPaceRequestCancelChannel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := Pace(WithRate(1, 1))(okTransport())
+		send(t, rt, context.Background()) // empties the bucket: the next unit in 1s
+		errs := make(chan error, 2)
+		cancel := make(chan struct{})
+		for range 2 { // the head, then one behind it
+			go func() {
+				req, _ := http.NewRequest("GET", "http://api.test/", nil)
+				req.Cancel = cancel
+				_, err := rt.RoundTrip(req)
+				errs <- err
+			}()
+			synctest.Wait()
+		}
+		time.Sleep(100 * time.Millisecond)
+		close(cancel)
+		start := time.Now()
+		for range 2 {
+			if err := <-errs; !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want one matching context.Canceled", err)
+			}
+		}
+		if got := time.Since(start); got != 0 {
+			t.Errorf("returned %v after Cancel closed, want at once", got)
+		}
+	})
+}
