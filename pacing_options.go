@@ -48,24 +48,33 @@ func defaultPaceConfig() paceConfig {
 
 // WithRate states the server's request limit: perSecond requests per
 // second, with bursts of up to burst (the pacer keeps a tenth of it in
-// reserve, so that sends bunched by scheduling do not meet a 429). The pacer then sends at that rate from
-// the first request instead of learning it; rate-limit headers, when the
-// server sends them, still take precedence, and throttling still lowers it.
+// reserve, so that sends bunched by scheduling do not meet a 429). The
+// pacer then sends at that rate from the first request instead of learning
+// it; rate-limit headers, when the server sends them, still take
+// precedence, and throttling still lowers it for a while.
+//
+// A rate that is not a positive, finite number is ignored (the rate is then
+// learned); a burst below 1 counts as 1. A very small rate is honoured: a
+// request that would wait past WithMaxWait fails at once with a *WaitError.
 func WithRate(perSecond float64, burst int) PaceOption {
 	return paceOption(func(c *config) {
-		if perSecond > 0 && !math.IsNaN(perSecond) {
+		if positive(perSecond) {
 			c.pace.rate, c.pace.burst = perSecond, max(burst, 1)
 		}
 	})
 }
 
+// positive reports whether x is a positive, finite number.
+func positive(x float64) bool { return x > 0 && !math.IsInf(x, 1) }
+
 // WithTokenRate states a second, token-counted limit (LLM tokens, say):
 // perSecond tokens per second with bursts of up to burst. Each request then
 // also draws its cost (see WithCostFunc) from this budget. Without it, a
-// token budget starts only when response headers report one.
+// token budget starts only when response headers report one. Its values are
+// taken as WithRate's.
 func WithTokenRate(perSecond float64, burst int) PaceOption {
 	return paceOption(func(c *config) {
-		if perSecond > 0 && !math.IsNaN(perSecond) {
+		if positive(perSecond) {
 			c.pace.tokenRate, c.pace.tokenBurst = perSecond, max(burst, 1)
 		}
 	})
@@ -83,7 +92,7 @@ func WithConcurrency(n int) PaceOption {
 // credential header present (Authorization, X-Api-Key, Api-Key,
 // X-Goog-Api-Key) and the model the request names (see
 // WithModelPartitions), so that separate keys and models never slow each
-// other. The key is kept only as a keyed hash.
+// other. The key is kept only as a keyed hash. A nil fn keeps the default.
 func WithKeyFunc(fn func(*http.Request) string) PaceOption {
 	return paceOption(func(c *config) { c.pace.keyFunc = fn })
 }
@@ -103,16 +112,17 @@ func WithModelPartitions(on bool) PaceOption {
 // token budget. fn must not consume req.Body; it may read a copy through
 // req.GetBody. Results below 1 count as 1. The default estimates from the
 // body: a quarter of its length plus its JSON "max_tokens" value. Costs are
-// computed only while a token budget is active.
+// computed only while a token budget is active. A nil fn keeps the default.
 func WithCostFunc(fn func(*http.Request) int) PaceOption {
 	return paceOption(func(c *config) { c.pace.costFunc = fn })
 }
 
 // WithRateFloor sets the lowest request rate, per second, that learning
-// from throttles may set. The default is DefaultRateFloor.
+// from throttles may set. The default is DefaultRateFloor; a value that is
+// not a positive, finite number is ignored.
 func WithRateFloor(perSecond float64) PaceOption {
 	return paceOption(func(c *config) {
-		if perSecond > 0 {
+		if positive(perSecond) {
 			c.pace.floor = perSecond
 		}
 	})
@@ -134,7 +144,7 @@ func WithMaxPartitions(n int) PaceOption {
 
 // WithLimiter makes the pacer keep its budgets and cool-downs in l, for
 // instance a store shared by a fleet of processes. The default keeps them in
-// process memory.
+// process memory, as does a nil l.
 func WithLimiter(l Limiter) PaceOption {
 	return paceOption(func(c *config) { c.pace.limiter = l })
 }
@@ -144,7 +154,8 @@ func WithLimiter(l Limiter) PaceOption {
 // random one, so names differ between processes; processes that share a
 // Limiter (see WithLimiter) must share a secret too, or they will not find
 // each other's budgets. Keep it as secret as the credentials it hides: with
-// it, a guessed credential can be checked against a stored name.
+// it, a guessed credential can be checked against a stored name. An empty
+// secret keeps the random one.
 func WithPartitionSecret(secret []byte) PaceOption {
 	return paceOption(func(c *config) { c.pace.secret = append([]byte(nil), secret...) })
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -586,4 +587,31 @@ func TestPaceRequestCancelChannel(t *testing.T) {
 			t.Errorf("returned %v after Cancel closed, want at once", got)
 		}
 	})
+}
+
+// No value of a pacing option panics, and a request still goes through:
+// each is taken, clamped or ignored as its doc says.
+func TestPaceOptionsHostileValues(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	opts := map[string]PaceOption{
+		"rate NaN": WithRate(nan, 1), "rate +Inf": WithRate(inf, 1), "rate -1": WithRate(-1, 1),
+		"rate tiny": WithRate(math.SmallestNonzeroFloat64, 1), "rate huge burst": WithRate(1e300, math.MaxInt),
+		"rate burst -5": WithRate(10, -5), "token rate NaN": WithTokenRate(nan, 0), "token rate +Inf": WithTokenRate(inf, 1),
+		"concurrency -1": WithConcurrency(-1), "concurrency max": WithConcurrency(math.MaxInt),
+		"floor NaN": WithRateFloor(nan), "floor +Inf": WithRateFloor(inf), "floor -1": WithRateFloor(-1),
+		"expiry -1": WithPartitionExpiry(-1), "expiry max": WithPartitionExpiry(math.MaxInt64),
+		"partitions -1": WithMaxPartitions(-1), "partitions 1": WithMaxPartitions(1),
+		"nil key func": WithKeyFunc(nil), "nil cost func": WithCostFunc(nil), "nil limiter": WithLimiter(nil),
+		"empty secret": WithPartitionSecret(nil), "max wait -1": WithMaxWait(-1),
+	}
+	for name, o := range opts {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rt := Pace(o, WithMaxWait(time.Second))(okTransport())
+				if code, err := send(t, rt, context.Background()); err != nil || code != http.StatusOK {
+					t.Errorf("status %d, err %v, want the request through", code, err)
+				}
+			})
+		})
+	}
 }
