@@ -11,11 +11,12 @@ const maxCostScan = 1 << 20
 
 // defaultCost estimates a request's tokens without decoding it: about one
 // token per four bytes of body (the usual rule of thumb for English text and
-// JSON in LLM tokenizers), plus the "max_tokens" value if the body has one,
-// since the API reserves the completion's maximum up front. It reads the body
-// only through req.GetBody, so the request itself is untouched; a request
-// without GetBody costs 1.
-func defaultCost(req *http.Request) int {
+// JSON in LLM tokenizers), plus, when the limit counts the completion too
+// (withOutput), the "max_tokens" value if the body has one, since such an
+// API reserves the completion's maximum up front (OpenAI's does; Anthropic's
+// input-token limit does not). It reads the body only through req.GetBody,
+// so the request itself is untouched; a request without GetBody costs 1.
+func defaultCost(req *http.Request, withOutput bool) int {
 	if req.GetBody == nil || req.ContentLength == 0 {
 		return 1
 	}
@@ -31,6 +32,9 @@ func defaultCost(req *http.Request) int {
 	n := len(body)
 	if req.ContentLength > int64(n) {
 		n = int(min(req.ContentLength, 1<<40))
+	}
+	if !withOutput {
+		return max(1, n/4)
 	}
 	return max(1, n/4+maxTokens(body))
 }

@@ -249,6 +249,9 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 		l.Requests.Remaining = -1
 	}
 	if tokQ != nil {
+		// Anthropic's input-token limit counts the prompt only; a token
+		// limit that counts the completion too reserves its maximum.
+		part.inputOnly.Store(tokQ.Name == "input-tokens")
 		l.Tokens = bucket(tokQ)
 		if l.Tokens.Rate > 0 {
 			part.tokens.Store(true)

@@ -163,7 +163,7 @@ func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http
 		if p.cfg.pace.costFunc != nil {
 			tokens = max(p.cfg.pace.costFunc(req), 1)
 		} else {
-			tokens = defaultCost(req)
+			tokens = defaultCost(req, !part.inputOnly.Load())
 		}
 	}
 	t, err := p.admit(req, part, now, tokens, attempt)

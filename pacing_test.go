@@ -365,29 +365,6 @@ func TestPaceDoesNotMutateRequest(t *testing.T) {
 	}
 }
 
-func TestMaxTokens(t *testing.T) {
-	tests := []struct {
-		body string
-		want int
-	}{
-		{`{"max_tokens":1024}`, 1024},
-		{`{"a":1, "max_tokens" : 7,"b":2}`, 7},
-		{`{"max_tokens":"x"}`, 0},
-		{`{"model":"m"}`, 0},
-		{`{"max_tokens":99999999999999}`, 1 << 30},
-	}
-	for _, tc := range tests {
-		if got := maxTokens([]byte(tc.body)); got != tc.want {
-			t.Errorf("maxTokens(%s) = %d, want %d", tc.body, got, tc.want)
-		}
-	}
-	body := `{"max_tokens":100,"prompt":"` + strings.Repeat("a", 400) + `"}`
-	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(body))
-	if got, want := defaultCost(req), len(body)/4+100; got != want {
-		t.Errorf("defaultCost = %d, want %d: a quarter token per byte plus max_tokens", got, want)
-	}
-}
-
 func okTransport() http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {

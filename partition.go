@@ -48,7 +48,10 @@ type partition struct {
 	active   atomic.Int32
 	lastUsed int64 // unix nanoseconds
 	tokens   atomic.Bool
-	reported atomic.Uint64 // float64 bits of the rate last reported to hooks
+	// inputOnly: the token budget counts the prompt only (Anthropic's
+	// input-token limit), so a request's max_tokens is not part of its cost.
+	inputOnly atomic.Bool
+	reported  atomic.Uint64 // float64 bits of the rate last reported to hooks
 
 	// wake tells the head to look again: the gate moved, a slot freed. It
 	// has room for one signal, so signalling never blocks and a signal sent
