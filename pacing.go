@@ -114,19 +114,30 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 	}
 	part.watcher, _ = part.budget.(Watcher)
 	if pc.rate > 0 {
-		part.stated.Requests = BucketLimits{Rate: pc.rate, Burst: headroom(pc.burst), Remaining: -1}
 		part.sentRate, part.sentBurst = pc.rate, headroom(pc.burst)
 	}
 	if pc.tokenRate > 0 {
-		part.stated.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: headroom(pc.tokenBurst), Remaining: -1}
-		part.lastTokRate = pc.tokenRate
 		part.tokens.Store(true)
+		part.tokensStated = true
 		part.learn.window = 0 // the caller stated a limit: no cold start
 	}
-	if pc.rate > 0 || pc.tokenRate > 0 {
-		part.stated.Source = LimitsStated
-	}
 	return part
+}
+
+// statedLimits returns the limits the caller stated (WithRate,
+// WithTokenRate), or zero Limits.
+func (pc *paceConfig) statedLimits() Limits {
+	var l Limits
+	if pc.rate > 0 {
+		l.Requests = BucketLimits{Rate: pc.rate, Burst: headroom(pc.burst), Remaining: -1}
+	}
+	if pc.tokenRate > 0 {
+		l.Tokens = BucketLimits{Rate: pc.tokenRate, Burst: headroom(pc.tokenBurst), Remaining: -1}
+	}
+	if l != (Limits{}) {
+		l.Source = LimitsStated
+	}
+	return l
 }
 
 // setUp gives the budget the limits the caller stated, once, before any
@@ -134,8 +145,8 @@ func (p *pacer) newPartition(name string, now time.Time) *partition {
 // Limiter may need a round trip to its store.
 func (p *pacer) setUp(part *partition, now time.Time) {
 	part.setUp.Do(func() {
-		if part.stated != (Limits{}) {
-			part.budget.SetLimits(context.Background(), now, part.stated)
+		if l := p.cfg.pace.statedLimits(); l != (Limits{}) {
+			part.budget.SetLimits(context.Background(), now, l)
 		}
 	})
 }
@@ -361,7 +372,7 @@ func (part *partition) windowWait(now time.Time) time.Duration {
 func (part *partition) certainWait(now time.Time, wait time.Duration) time.Duration {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.learn.phase == fixed || part.learn.trusted(now) || part.stated.Tokens.Rate > 0 {
+	if part.learn.phase == fixed || part.learn.trusted(now) || part.tokensStated {
 		return wait
 	}
 	return 0

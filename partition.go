@@ -42,8 +42,10 @@ type partition struct {
 	name    string // hashed, safe to log and to hand to a Limiter
 	budget  Budget
 	watcher Watcher // budget as a Watcher, if others change it too
-	stated  Limits  // what the caller stated, given to the budget once
-	setUp   sync.Once
+	setUp   sync.Once // gives the budget the caller's limits, once
+	// tokensStated: the caller stated the token rate (WithTokenRate), so
+	// a wait for tokens is as certain as one for a stated request rate.
+	tokensStated bool
 
 	active   atomic.Int32
 	lastUsed int64 // unix nanoseconds
