@@ -41,7 +41,7 @@ import (
 type partition struct {
 	name    string // hashed, safe to log and to hand to a Limiter
 	budget  Budget
-	watcher Watcher // budget as a Watcher, if others change it too
+	watcher Watcher   // budget as a Watcher, if others change it too
 	setUp   sync.Once // gives the budget the caller's limits, once
 	// tokensStated: the caller stated the token rate (WithTokenRate), so
 	// a wait for tokens is as certain as one for a stated request rate.
