@@ -213,11 +213,10 @@ func (p *pacer) fail(req *http.Request, err error) error {
 // may not go: its context ended, the wait would outlast its deadline or the
 // maximum wait, or the Limiter failed.
 func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens, attempt int) (ticket, error) {
-	ctx := req.Context()
 	start := now
 	part.mu.Lock()
 	if part.head || len(part.queue) > 0 {
-		if err := p.waitTurn(ctx, req.Cancel, part, now); err != nil {
+		if err := p.waitTurn(req.Context(), req.Cancel, part, now); err != nil {
 			return ticket{}, err // mu released
 		}
 		now = p.now()
@@ -226,58 +225,13 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 	}
 	// The head of the line, with mu held.
 	for {
-		part.learn.advance(now)
-		if limits, update := part.rateUpdate(now); update {
+		if err := p.awaitGateAndRoom(req, part, &now, attempt); err != nil {
+			part.passHead()
 			part.mu.Unlock()
-			part.budget.SetLimits(context.WithoutCancel(ctx), now, limits)
-			p.reportRate(req, part, attempt, limits.Requests.Rate)
-			part.mu.Lock()
-		}
-		wait, probe := part.gate.wait(now)
-		part.waitingOn = waitGate
-		if w := part.window(); wait == 0 && w > 0 && part.inFlight >= w {
-			wait, part.waitingOn = part.windowWait(now), waitRoom
-		}
-		if wait > 0 {
-			err := p.tooLong(ctx, part, now, part.gate.certain(now))
-			part.mu.Unlock()
-			if err == nil {
-				_, err = p.sleep(ctx, req.Cancel, wait, part, nil)
-			}
-			part.mu.Lock()
-			part.waitingOn = waitNothing
-			if err != nil {
-				part.passHead()
-				part.mu.Unlock()
-				return ticket{}, err
-			}
-			now = p.now()
-			continue
+			return ticket{}, err
 		}
 		part.mu.Unlock()
-
-		wait, cancel, err := part.budget.Reserve(ctx, now, 1, tokens)
-		if err != nil {
-			err = &limiterError{partition: part.name, err: err}
-		} else if wait > 0 {
-			part.mu.Lock()
-			part.learn.bound(now.Add(wait))
-			part.waitingOn = waitBudget
-			part.mu.Unlock()
-			var woken bool
-			if err = p.tooLong(ctx, part, now, part.certainWait(now, wait)); err == nil {
-				woken, err = p.sleep(ctx, req.Cancel, wait, part, part.watcher)
-			}
-			if (woken || err != nil) && cancel != nil {
-				cancel()
-			}
-			now = p.now()
-			if woken && err == nil {
-				part.mu.Lock()
-				part.waitingOn = waitNothing
-				continue
-			}
-		}
+		cancel, again, err := p.reserve(req, part, &now, tokens)
 		part.mu.Lock()
 		part.waitingOn = waitNothing
 		if err != nil {
@@ -285,14 +239,16 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 			part.mu.Unlock()
 			return ticket{}, err
 		}
-		if again, asProbe := part.gate.wait(now); again > 0 {
+		if again {
+			continue
+		}
+		wait, probe := part.gate.wait(now)
+		if wait > 0 {
 			// The gate closed while the head slept: the reservation is void.
 			if cancel != nil {
 				cancel()
 			}
 			continue
-		} else {
-			probe = asProbe
 		}
 		if probe {
 			part.gate.sendProbe(now)
@@ -307,6 +263,72 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		}
 		return t, nil
 	}
+}
+
+// awaitGateAndRoom holds the head of part's line until the gate lets it out
+// (open, or as its probe) and there is room under the in-flight limit, and
+// gives the budget the learner's rate on the way. *now is kept current. mu
+// is held on entry and on return.
+func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.Time, attempt int) error {
+	ctx := req.Context()
+	for {
+		part.learn.advance(*now)
+		if limits, update := part.rateUpdate(*now); update {
+			part.mu.Unlock()
+			part.budget.SetLimits(context.WithoutCancel(ctx), *now, limits)
+			p.reportRate(req, part, attempt, limits.Requests.Rate)
+			part.mu.Lock()
+		}
+		wait, _ := part.gate.wait(*now)
+		part.waitingOn = waitGate
+		if w := part.window(); wait == 0 && w > 0 && part.inFlight >= w {
+			wait, part.waitingOn = part.windowWait(*now), waitRoom
+		}
+		if wait <= 0 {
+			part.waitingOn = waitNothing
+			return nil
+		}
+		err := p.tooLong(ctx, part, *now, part.gate.certain(*now))
+		part.mu.Unlock()
+		if err == nil {
+			_, err = p.sleep(ctx, req.Cancel, wait, part, nil)
+		}
+		part.mu.Lock()
+		part.waitingOn = waitNothing
+		if err != nil {
+			return err
+		}
+		*now = p.now()
+	}
+}
+
+// reserve takes the head's units from part's budget and waits until they
+// are due. again reports that the head was woken before (by news of the
+// gate, or of a change elsewhere in a shared budget) and must look again;
+// its reservation is then handed back. cancel hands back the reservation
+// kept. *now is kept current. mu is not held.
+func (p *pacer) reserve(req *http.Request, part *partition, now *time.Time, tokens int) (cancel func(), again bool, err error) {
+	ctx := req.Context()
+	wait, cancel, err := part.budget.Reserve(ctx, *now, 1, tokens)
+	if err != nil {
+		return nil, false, &limiterError{partition: part.name, err: err}
+	}
+	if wait <= 0 {
+		return cancel, false, nil
+	}
+	part.mu.Lock()
+	part.learn.bound(now.Add(wait))
+	part.waitingOn = waitBudget
+	part.mu.Unlock()
+	if err = p.tooLong(ctx, part, *now, part.certainWait(*now, wait)); err == nil {
+		again, err = p.sleep(ctx, req.Cancel, wait, part, part.watcher)
+	}
+	if (again || err != nil) && cancel != nil {
+		cancel()
+		cancel = nil
+	}
+	*now = p.now()
+	return cancel, again && err == nil, err
 }
 
 // waitTurn queues the caller behind the head and returns once it is the
