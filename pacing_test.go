@@ -1,12 +1,16 @@
 package pacehttp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -591,4 +595,416 @@ func TestPaceOptionsHostileValues(t *testing.T) {
 			})
 		})
 	}
+}
+
+// chainBatch sends n requests from workers goroutines through the full
+// chain, each with the deadline, and returns the elapsed time and how many
+// did not end in a 200. body, if not nil, gives request i's JSON body (sent
+// as a POST).
+func chainBatch(t testing.TB, rt http.RoundTripper, n, workers int, deadline time.Duration, body func(i int) []byte) (time.Duration, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	var failed atomic.Int32
+	elapsed := fanOut(n, workers, func(i int) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://api.test/v1/x", nil)
+		if body != nil {
+			req, _ = http.NewRequestWithContext(ctx, "POST", "http://api.test/v1/messages", bytes.NewReader(body(i)))
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			failed.Add(1)
+		}
+	})
+	return elapsed, int(failed.Load())
+}
+
+// Header rates wander by a few percent from one answer to the next. Each
+// wander used to void every waiter's reservation and send them all to the
+// back of a fresh queue, so that almost none got out.
+func TestPaceTokenBudgetFromHeadersKeepsUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, tokenRate = 400, 8000
+		api := pacetest.NewAPI(pacetest.Config{Rate: 200, Burst: 20, TokenRate: tokenRate, TokenBurst: tokenRate,
+			Latency: 10 * time.Millisecond, Dialect: pacetest.OpenAI})
+		rng := rand.New(rand.NewPCG(1, 2))
+		costs := make([]int, n)
+		total := 0
+		for i := range costs {
+			costs[i] = 20 + rng.IntN(161)
+			total += costs[i]
+		}
+		body := func(i int) []byte {
+			return []byte(`{"prompt":"` + strings.Repeat("x", costs[i]*4-13) + `"}`)
+		}
+		bound := time.Duration(float64(total-tokenRate) / tokenRate * float64(time.Second))
+		elapsed, failed := chainBatch(t, New(api.Transport()), n, 64, 3*bound, body)
+		if failed != 0 || api.Stats().Refused != 0 {
+			t.Errorf("%d failed, %d refused; want none", failed, api.Stats().Refused)
+		}
+		if elapsed > bound*125/100 {
+			t.Errorf("took %v, want within 25%% of the token bound %v", elapsed, bound)
+		}
+	})
+}
+
+// A rate the pacer is still learning is provisional: a long wait computed
+// from it must not fail a request whose deadline it could still meet.
+// Before, 64 callers queued at a probe's low starting rate failed at once.
+func TestPaceLearningDoesNotFailRequestsEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 200, Burst: 20, Latency: 10 * time.Millisecond})
+		_, failed := chainBatch(t, New(api.Transport()), 320, 64, 4500*time.Millisecond, nil)
+		if failed != 0 {
+			t.Errorf("%d of 320 failed; want none: the batch fits the deadline", failed)
+		}
+	})
+}
+
+// The first throttle's burst counts every accepted request sent before the
+// 429 came back. Counting only those sent before the refused one came out
+// low (refusals are answered faster than successes), the rate estimate came
+// out above the server's, and every estimate cost another cool-down.
+func TestPaceEstimateStaysUnderServerRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate, n = 200, 1000
+		api := pacetest.NewAPI(pacetest.Config{Rate: rate, Burst: 20, Latency: 10 * time.Millisecond})
+		rt := New(api.Transport())
+		chainBatch(t, rt, n, 64, time.Minute, nil)
+		// The estimate, not the rate of the moment: a climb past the
+		// estimate looks for a raised limit on purpose.
+		part := onlyPartition(t, rt)
+		part.mu.Lock()
+		learned := part.learn.limit
+		part.mu.Unlock()
+		if learned > rate*1.02 || learned < rate*0.6 {
+			t.Errorf("learned limit %.1f, want between 60%% and 102%% of the server's %d", learned, rate)
+		}
+		// The cold start, the calibration and a climb now and then.
+		if refused := api.Stats().Refused; refused > n/50 {
+			t.Errorf("%d 429s, want at most %d", refused, n/50)
+		}
+	})
+}
+
+// onlyPartition returns the one pacing partition of rt, built by New.
+func onlyPartition(t *testing.T, rt *Transport) *partition {
+	t.Helper()
+	ps := rt.chain.(*retrier).next.(*pacer).parts
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.m) != 1 {
+		t.Fatalf("%d partitions, want 1", len(ps.m))
+	}
+	for _, p := range ps.m {
+		return p
+	}
+	return nil
+}
+
+func countNonZero(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		if x != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// A burst of 429s answered together closes one cool-down; hooks hear of it
+// once, not once per 429.
+func TestPaceOneCoolDownEventPerGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 10, Burst: 5})
+		count, coolDowns := eventCounter(EventCoolDown)
+		rt := Pace(count)(api.Transport())
+		// Under synctest the burst's answers would all be read at one
+		// instant; a clock that ticks on each reading spreads them as
+		// real answers are, a little apart.
+		var ticks atomic.Int64
+		rt.(*pacer).now = func() time.Time { return time.Now().Add(time.Duration(ticks.Add(1)) * 100 * time.Microsecond) }
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() { send(t, rt, context.Background()) })
+		}
+		wg.Wait()
+		if refused := api.Stats().Refused; refused < 2 {
+			t.Fatalf("%d 429s; the test needs a burst of them", refused)
+		}
+		// The 429s answered together close one gate, and hooks hear of
+		// it once.
+		if n, refused := int(coolDowns.Load()), api.Stats().Refused; n >= refused {
+			t.Errorf("%d cool-down events for %d 429s, want fewer: one per gate", n, refused)
+		}
+	})
+}
+
+// Headers that restate the rate the caller gave used to be taken for a
+// change: every waiter was woken to reserve again, and the debt the
+// re-reservations piled up held the whole partition for ~150ms.
+func TestPaceStatedRateWithHeadersKeepsPace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  pacetest.Config
+		opts []Option
+	}{
+		{"requests", pacetest.Config{Rate: 200, Burst: 20}, []Option{WithRate(200, 20)}},
+		{"tokens", pacetest.Config{Rate: 200, Burst: 20, TokenRate: 8000, TokenBurst: 8000},
+			[]Option{WithRate(200, 20), WithTokenRate(8000, 8000)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const n = 320
+				cfg := tc.cfg
+				cfg.Latency, cfg.Dialect = 10*time.Millisecond, pacetest.OpenAI
+				api := pacetest.NewAPI(cfg)
+				body := func(int) []byte { return []byte(`{"prompt":"` + strings.Repeat("x", 387) + `"}`) } // 100 tokens
+				bound := time.Duration(float64(n-20) / 200 * float64(time.Second))
+				if cfg.TokenRate > 0 {
+					bound = time.Duration(float64(n*100-8000) / 8000 * float64(time.Second))
+				}
+				elapsed, failed := chainBatch(t, New(api.Transport(), tc.opts...), n, 64, 3*bound, body)
+				if failed != 0 || api.Stats().Refused != 0 {
+					t.Errorf("%d failed, %d refused; want none", failed, api.Stats().Refused)
+				}
+				if elapsed > bound*105/100 {
+					t.Errorf("took %v, want within 5%% of the bound %v", elapsed, bound)
+				}
+			})
+		})
+	}
+}
+
+// Clients that do not share a pacer but share a key read the key's full
+// limit in the headers. Without a share of it each sent at the full rate,
+// met a 429 after every cool-down, and the key saw several times its limit.
+func TestPaceIndependentClientsShareHeaderLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, clients, rate = 2000, 4, 200
+		api := pacetest.NewAPI(pacetest.Config{Rate: rate, Burst: 20, Latency: 10 * time.Millisecond, Dialect: pacetest.OpenAI})
+		rts := make([]http.RoundTripper, clients)
+		for i := range rts {
+			rts[i] = New(api.Transport())
+		}
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for w := range 32 {
+			rt := rts[w%clients]
+			wg.Go(func() {
+				for next.Add(1) <= n {
+					if code, err := send(t, rt, context.Background()); err != nil || code != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		st := api.Stats()
+		t.Logf("%d refused for %d accepted, timeline %v", st.Refused, st.Accepted, st.Timeline)
+		if failed.Load() != 0 {
+			t.Errorf("%d failed, want none", failed.Load())
+		}
+		if perReq := float64(st.Refused) / n; perReq > 0.05 {
+			t.Errorf("%.3f 429s per request, want at most 0.05", perReq)
+		}
+	})
+}
+
+// loadCaller is what one of the load test's callers saw.
+type loadCaller struct {
+	arrive   time.Time
+	done     time.Time
+	status   int
+	err      error
+	finished bool
+	cancel   context.CancelFunc
+}
+
+// TestLoadTenThousandCallers sends 10,000 concurrent requests through one
+// transport to a fake API whose limit binds hard: 2,000 requests a second
+// with a burst of 2,000, against arrivals at 20,000 a second. It runs under
+// synctest over the in-memory transport, so it takes fake seconds and real
+// milliseconds, and reports:
+//
+//   - that every caller completes, with a 200 unless it was cancelled;
+//   - the memory each caller costs while it waits;
+//   - that cancelling half of the waiting callers releases them at once
+//     (no fake time passes) while the rest still finish;
+//   - how closely completion order follows arrival order.
+//
+// The limit is the server's, unknown to the client: the full chain has to
+// find it.
+func TestLoadTenThousandCallers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 callers")
+	}
+	const (
+		n       = 10_000
+		arrival = 50 * time.Microsecond // between two callers' first attempts
+	)
+	synctest.Test(t, func(t *testing.T) {
+		api := pacetest.NewAPI(pacetest.Config{Rate: 2000, Burst: 2000})
+		defer api.Close()
+		rt := New(api.Transport(), WithMaxAttempts(100), WithMaxWait(time.Minute), WithRetryBudget(-1, 0))
+
+		callers := make([]loadCaller, n)
+		var mu sync.Mutex // guards callers[i].done, status, err, finished
+		var wg sync.WaitGroup
+		base := memUse()
+		start := time.Now()
+		for i := range callers {
+			ctx, cancel := context.WithCancel(context.Background())
+			callers[i].cancel = cancel
+			callers[i].arrive = start.Add(time.Duration(i) * arrival)
+			wg.Go(func() {
+				defer cancel()
+				time.Sleep(time.Until(callers[i].arrive))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.test/v1", nil)
+				resp, err := rt.RoundTrip(req)
+				status := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				mu.Lock()
+				callers[i].done, callers[i].status, callers[i].err, callers[i].finished = time.Now(), status, err, true
+				mu.Unlock()
+			})
+		}
+
+		// Every caller has arrived; those not yet served wait out a
+		// Retry-After, durably blocked.
+		time.Sleep(time.Duration(n) * arrival)
+		synctest.Wait()
+		var waiting []int
+		mu.Lock()
+		for i := range callers {
+			if !callers[i].finished {
+				waiting = append(waiting, i)
+			}
+		}
+		mu.Unlock()
+		perCaller := (memUse() - base) / uint64(len(waiting))
+		t.Logf("after %v: %d of %d callers waiting, %d bytes each (heap and stack)", time.Since(start), len(waiting), n, perCaller)
+		if len(waiting) < n/2 {
+			t.Fatalf("only %d callers waiting: the limit does not bind", len(waiting))
+		}
+		// Generous: a goroutine's stack, a request, a timer, a context, and
+		// what the race detector adds.
+		if perCaller > 64<<10 {
+			t.Errorf("%d bytes per waiting caller, want at most 64 KiB", perCaller)
+		}
+
+		// Cancel every other waiting caller: each must return at once.
+		cancelled := make(map[int]bool)
+		for k, i := range waiting {
+			if k%2 == 0 {
+				cancelled[i] = true
+			}
+		}
+		cancelAt := time.Now()
+		for i := range cancelled {
+			callers[i].cancel()
+		}
+		synctest.Wait()
+		var late, wrong int
+		mu.Lock()
+		for i := range cancelled {
+			c := &callers[i]
+			switch {
+			case !c.finished || c.done.Sub(cancelAt) != 0:
+				late++
+			case !errors.Is(c.err, context.Canceled):
+				wrong++
+			}
+		}
+		mu.Unlock()
+		if late > 0 || wrong > 0 {
+			t.Errorf("of %d cancelled callers, %d not released at once, %d without context.Canceled", len(cancelled), late, wrong)
+		}
+		t.Logf("cancelled %d waiting callers: released after %v of fake time", len(cancelled), time.Since(cancelAt))
+
+		wg.Wait()
+		var served []int
+		for i := range callers {
+			c := &callers[i]
+			switch {
+			case cancelled[i]:
+			case c.err != nil || c.status != http.StatusOK:
+				t.Errorf("caller %d: %d, %v", i, c.status, c.err)
+			default:
+				served = append(served, i)
+			}
+		}
+		if len(served) != n-len(cancelled) {
+			t.Errorf("%d callers served, want %d", len(served), n-len(cancelled))
+		}
+		st := api.Stats()
+		t.Logf("all done after %v of fake time: %d served, %d refusals, %d requests in all", time.Since(start), st.Accepted, st.Refused, st.Requests)
+
+		// Fairness: of the pairs of served callers that finished at
+		// different instants, the share that finished in arrival order,
+		// and how far completion ranks stray from arrival ranks.
+		concordant, pairs := orderAgreement(callers, served)
+		displacement := meanDisplacement(callers, served)
+		t.Logf("fairness: %.1f%% of pairs finish in arrival order; mean rank displacement %.1f%% of the callers", 100*concordant, 100*displacement)
+		// The pacer's budget serves reservations in the order they are
+		// made; the rest of the disorder is goroutine scheduling.
+		if concordant < 0.8 || pairs == 0 {
+			t.Errorf("completion order agrees with arrival order for %.1f%% of pairs, want at least 80%%", 100*concordant)
+		}
+	})
+}
+
+// memUse is the memory in use by the heap and by goroutine stacks, after a
+// collection.
+func memUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse
+}
+
+// orderAgreement returns the share of pairs of the served callers, among
+// those finishing at different instants, that finished in the order they
+// arrived, and the number of such pairs.
+func orderAgreement(callers []loadCaller, served []int) (float64, int) {
+	var agree, pairs int
+	for a, i := range served {
+		for _, j := range served[a+1:] { // i arrived before j
+			switch callers[i].done.Compare(callers[j].done) {
+			case -1:
+				agree++
+				pairs++
+			case 1:
+				pairs++
+			}
+		}
+	}
+	if pairs == 0 {
+		return 0, 0
+	}
+	return float64(agree) / float64(pairs), pairs
+}
+
+// meanDisplacement returns the mean distance between a served caller's
+// arrival rank and its completion rank, as a share of the callers served.
+func meanDisplacement(callers []loadCaller, served []int) float64 {
+	byDone := slices.Clone(served)
+	slices.SortStableFunc(byDone, func(i, j int) int { return callers[i].done.Compare(callers[j].done) })
+	var sum int
+	for rank, i := range byDone {
+		arrivalRank, _ := slices.BinarySearch(served, i)
+		sum += max(rank-arrivalRank, arrivalRank-rank)
+	}
+	return float64(sum) / float64(len(served)) / float64(len(served))
 }
