@@ -19,8 +19,10 @@ type Result struct {
 	// or Never.
 	Bound time.Duration `json:"bound_ns"`
 	Ratio float64       `json:"ratio"`
-	// Attempts counts the attempts that reached the base transport.
+	// Attempts counts the attempts that reached the base transport;
+	// Retries those beyond each request's first.
 	Attempts int `json:"attempts"`
+	Retries  int `json:"retries"`
 	// Refused counts the 429s the clients received; RefusedPerRequest is
 	// that over Requests.
 	Refused           int     `json:"refused"`
@@ -178,6 +180,7 @@ func measure(s Scenario, b Bound, rn run) *Result {
 		end := begin
 		for _, q := range reqs {
 			r.Requests++
+			r.Retries += max(q.attempts-1, 0)
 			if !q.ok {
 				sr.Failed++
 			}
