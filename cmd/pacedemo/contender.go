@@ -85,9 +85,10 @@ var contenders = []contender{
 }
 
 // statedOptions tells pacehttp the scenario's limits as it can take them:
-// a rate and burst (a window's quota per window, for a window), a token
-// rate, a concurrency cap. Nil when the limit is none of these, or differs
-// per model.
+// a rate and burst, a token rate, a concurrency cap. A window's quota is
+// told as a steady rate without a burst: a bucket as large as the quota
+// would refill while the window stays closed. Nil when the limit is none
+// of these, or differs per model.
 func statedOptions(s pacetest.Scenario) []pacehttp.Option {
 	cfg := s.Server
 	if len(cfg.Models) > 0 {
@@ -98,7 +99,7 @@ func statedOptions(s pacetest.Scenario) []pacehttp.Option {
 	case cfg.Rate > 0:
 		opts = append(opts, pacehttp.WithRate(cfg.Rate, max(cfg.Burst, 1)))
 	case cfg.Window > 0 && cfg.Quota > 0:
-		opts = append(opts, pacehttp.WithRate(float64(cfg.Quota)/cfg.Window.Seconds(), cfg.Quota))
+		opts = append(opts, pacehttp.WithRate(float64(cfg.Quota)/cfg.Window.Seconds(), 1))
 	}
 	if cfg.TokenRate > 0 {
 		opts = append(opts, pacehttp.WithTokenRate(cfg.TokenRate, max(cfg.TokenBurst, 1)))
