@@ -466,11 +466,12 @@ func bumpBoth(other *[]int, tl []int, i int) []int {
 	return tl
 }
 
-var digits = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+var numbers = regexp.MustCompile(`0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b|[0-9]+(\.[0-9]+)?`)
 
 // failureKind is a failure message with its numbers (ports, durations,
-// attempt counts) masked, so that failures of one kind count together.
-func failureKind(msg string) string { return digits.ReplaceAllString(msg, "#") }
+// attempt counts, pointers, hashes) masked, so that failures of one kind
+// count together.
+func failureKind(msg string) string { return numbers.ReplaceAllString(msg, "#") }
 
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {

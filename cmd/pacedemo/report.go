@@ -97,7 +97,11 @@ func writeScenario(w io.Writer, sr scenarioReport, md bool) {
 	for _, r := range sr.Results {
 		if len(r.Failures) > 0 {
 			f := r.Failures[0]
-			notes = append(notes, fmt.Sprintf("%s: %d of %d failures: %s", r.Contender, f.Count, r.Failed-r.Cut, shorten(f.Example, 200)))
+			msg := shorten(f.Example, 200)
+			if md {
+				msg = "`" + strings.ReplaceAll(msg, "`", "'") + "`"
+			}
+			notes = append(notes, fmt.Sprintf("%s: %d of %d failures: %s", r.Contender, f.Count, r.Failed-r.Cut, msg))
 		}
 	}
 	for _, r := range sr.Results {
