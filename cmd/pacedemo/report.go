@@ -155,7 +155,7 @@ func extras(r *pacetest.Result) []string {
 		xs = append(xs, "streams: "+strings.Join(ss, ", "))
 	}
 	if r.MostPerRetryAfter > 0 && r.Requests == r.Failed {
-		xs = append(xs, fmt.Sprintf("at most %d attempts within one Retry-After", r.MostPerRetryAfter))
+		xs = append(xs, fmt.Sprintf("at most %s within one Retry-After", plural(r.MostPerRetryAfter, "attempt")))
 	}
 	return xs
 }
@@ -200,6 +200,14 @@ func writeRows(w io.Writer, rows [][]string, md bool) {
 		fmt.Fprintf(tw, "%s\t\n", strings.Join(row, "\t"))
 	}
 	_ = tw.Flush()
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func fmtDur(d time.Duration) string {
