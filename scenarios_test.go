@@ -318,7 +318,7 @@ func other(s pacetest.Scenario, r, naive *pacetest.Result) string {
 		}
 	}
 	if goals[s.Name].polite > 0 {
-		parts = append(parts, fmt.Sprintf("%d attempts per Retry-After (naive loop %d)", r.MostPerRetryAfter, naive.MostPerRetryAfter))
+		parts = append(parts, fmt.Sprintf("at most %d attempt(s) per Retry-After (naive loop %d)", r.MostPerRetryAfter, naive.MostPerRetryAfter))
 	}
 	if len(parts) == 0 {
 		return "-"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -437,5 +438,58 @@ func TestAPIOverLoopback(t *testing.T) {
 	}
 	if api.Conns() != 1 {
 		t.Errorf("Conns() = %d, want 1", api.Conns())
+	}
+}
+
+// The same requests get the same answers from a socket and from memory:
+// the rules read the clock at each request and keep nothing per connection.
+func TestAPISameOverLoopbackAndInMemory(t *testing.T) {
+	cfg := Config{
+		Window: time.Hour, Quota: 2, Dialect: Anthropic, PerKey: true, RetryAfter: RetryAfterMillis,
+		Models: map[string]Limits{"small": {Window: time.Hour, Quota: 1}},
+	}
+	type row struct {
+		Status              int
+		Remaining, HasRetry string
+	}
+	send := func(rt http.RoundTripper, base string) []row {
+		var rows []row
+		for _, r := range []struct{ key, body string }{
+			{"a", `{"model":"big"}`}, {"a", `{"model":"big"}`}, {"a", `{"model":"big"}`},
+			{"b", `{"model":"big"}`}, {"a", `{"model":"small"}`}, {"a", `{"model":"small"}`},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/messages", strings.NewReader(r.body))
+			req.Header.Set("X-Api-Key", r.key)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			rows = append(rows, row{resp.StatusCode, resp.Header.Get("Anthropic-Ratelimit-Requests-Remaining"), strconv.FormatBool(resp.Header.Get("Retry-After-Ms") != "")})
+		}
+		return rows
+	}
+	mem := NewAPI(cfg)
+	defer mem.Close()
+	net := NewAPI(cfg)
+	defer net.Close()
+	inMemory := send(mem.Transport(), "http://api.test")
+	overLoopback := send(net.Client().Transport, net.URL())
+	want := []row{{200, "1", "false"}, {200, "0", "false"}, {429, "0", "true"}, {200, "1", "false"}, {200, "0", "false"}, {429, "0", "true"}}
+	if diff := cmp.Diff(want, inMemory); diff != "" {
+		t.Errorf("in memory (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(inMemory, overLoopback); diff != "" {
+		t.Errorf("over loopback vs in memory (-memory +loopback):\n%s", diff)
+	}
+	wantKeys := map[string]Counts{
+		"a": {Requests: 5, Accepted: 3, Refused: 2, PeakInFlight: 1},
+		"b": {Requests: 1, Accepted: 1, PeakInFlight: 1},
+	}
+	for _, api := range []*API{mem, net} {
+		if diff := cmp.Diff(wantKeys, api.Stats().Keys); diff != "" {
+			t.Errorf("Stats.Keys (-want +got):\n%s", diff)
+		}
 	}
 }

@@ -19,8 +19,10 @@ type Result struct {
 	// or Never.
 	Bound time.Duration `json:"bound_ns"`
 	Ratio float64       `json:"ratio"`
-	// Attempts counts the attempts that reached the base transport.
+	// Attempts counts the attempts that reached the base transport;
+	// Retries those beyond each request's first.
 	Attempts int `json:"attempts"`
+	Retries  int `json:"retries"`
 	// Refused counts the 429s the clients received; RefusedPerRequest is
 	// that over Requests.
 	Refused           int     `json:"refused"`
@@ -178,6 +180,7 @@ func measure(s Scenario, b Bound, rn run) *Result {
 		end := begin
 		for _, q := range reqs {
 			r.Requests++
+			r.Retries += max(q.attempts-1, 0)
 			if !q.ok {
 				sr.Failed++
 			}
@@ -463,11 +466,12 @@ func bumpBoth(other *[]int, tl []int, i int) []int {
 	return tl
 }
 
-var digits = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+var numbers = regexp.MustCompile(`0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b|[0-9]+(\.[0-9]+)?`)
 
 // failureKind is a failure message with its numbers (ports, durations,
-// attempt counts) masked, so that failures of one kind count together.
-func failureKind(msg string) string { return digits.ReplaceAllString(msg, "#") }
+// attempt counts, pointers, hashes) masked, so that failures of one kind
+// count together.
+func failureKind(msg string) string { return numbers.ReplaceAllString(msg, "#") }
 
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {

@@ -121,4 +121,12 @@ func TestFailureKind(t *testing.T) {
 	if failureKind(a) != failureKind(b) {
 		t.Errorf("%q and %q are of different kinds", failureKind(a), failureKind(b))
 	}
+	c := `retries exceeded. last result: &{429 Too Many Requests 0x248dd358360 85} in partition 127.0.0.1:1#df7eda98db4b46bf`
+	d := `retries exceeded. last result: &{429 Too Many Requests 0xc000123 85} in partition 127.0.0.1:2#0011223344556677`
+	if failureKind(c) != failureKind(d) {
+		t.Errorf("%q and %q are of different kinds", failureKind(c), failureKind(d))
+	}
+	if failureKind("429 Too Many Requests") == failureKind("503 Service Unavailable") {
+		t.Error("different statuses are one kind")
+	}
 }

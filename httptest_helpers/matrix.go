@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// latency is the service time of the matrix's servers unless said.
-const latency = 10 * time.Millisecond
+// serviceTime is the service time of the matrix's servers unless said.
+const serviceTime = 10 * time.Millisecond
 
 // Scenarios returns the scenario matrix the project measures clients on:
 // every kind of server issue 11 names, the sizes it names, and cases a
@@ -17,7 +17,7 @@ func Scenarios() []Scenario {
 		return []Stream{{Name: "batch", Requests: n, Workers: workers}}
 	}
 	bucket := func(rate float64, burst int) Config {
-		return Config{Rate: rate, Burst: burst, Latency: latency}
+		return Config{Rate: rate, Burst: burst, Latency: serviceTime}
 	}
 	with := func(c Config, f func(*Config)) Config { f(&c); return c }
 
@@ -98,13 +98,13 @@ func Scenarios() []Scenario {
 		{
 			Name:        "fixed-window",
 			Description: "fixed window of 50 requests per 500ms; Retry-After to the window's end",
-			Server:      Config{Window: 500 * time.Millisecond, Quota: 50, Latency: latency},
+			Server:      Config{Window: 500 * time.Millisecond, Quota: 50, Latency: serviceTime},
 			Streams:     batch(400, 32),
 		},
 		{
 			Name:        "sliding-window",
 			Description: "at most 100 requests in any 1s; Retry-After until the oldest leaves",
-			Server:      Config{Window: time.Second, Quota: 100, Sliding: true, Latency: latency},
+			Server:      Config{Window: time.Second, Quota: 100, Sliding: true, Latency: serviceTime},
 			Streams:     batch(400, 32),
 		},
 		{
@@ -140,7 +140,7 @@ func Scenarios() []Scenario {
 		{
 			Name:        "tokens",
 			Description: "480000 tokens/min (a bucket of one second's worth) and 200 req/s, OpenAI headers; requests cost 20-180 tokens",
-			Server:      Config{Rate: 200, Burst: 20, TokenRate: 8000, TokenBurst: 8000, Dialect: OpenAI, Latency: latency},
+			Server:      Config{Rate: 200, Burst: 20, TokenRate: 8000, TokenBurst: 8000, Dialect: OpenAI, Latency: serviceTime},
 			Streams:     []Stream{{Name: "batch", Requests: 320, Workers: 64, Costs: costs(320, 1)}},
 		},
 		{
@@ -160,7 +160,7 @@ func Scenarios() []Scenario {
 		{
 			Name:        "per-model",
 			Description: "one key, two models: fast at 100/s burst 10, slow at 5/s burst 1; Retry-After only",
-			Server: Config{Latency: latency, Models: map[string]Limits{
+			Server: Config{Latency: serviceTime, Models: map[string]Limits{
 				"fast": {Rate: 100, Burst: 10},
 				"slow": {Rate: 5, Burst: 1},
 			}},
@@ -184,7 +184,7 @@ func Scenarios() []Scenario {
 		{
 			Name:        "refuse-all",
 			Description: "a key with no quota: every request refused with Retry-After: 1; callers wait at most 5s",
-			Server:      Config{Window: time.Second, Quota: 0, Latency: latency},
+			Server:      Config{Window: time.Second, Quota: 0, Latency: serviceTime},
 			Streams:     []Stream{{Name: "batch", Requests: 16, Workers: 4, Deadline: 5 * time.Second}},
 		},
 		{

@@ -69,11 +69,19 @@ func TestRunRecordsRefusalsAndFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Refused != 3 || r.Failed != 3 || r.RefusedPerRequest != 3.0/8 || r.FirstRefusal != 0 {
+		if r.Refused != 3 || r.Failed != 3 || r.RefusedPerRequest != 3.0/8 || r.FirstRefusal != 0 || r.Retries != 0 || r.Attempts != 8 {
 			t.Errorf("%d 429s, %d failed, %.3f per request, first at %v; want 3, 3, 0.375, 0", r.Refused, r.Failed, r.RefusedPerRequest, r.FirstRefusal)
 		}
 		if len(r.Failures) != 1 || r.Failures[0].Count != 3 || r.Failures[0].Example != "429 Too Many Requests" {
 			t.Errorf("failures %+v", r.Failures)
+		}
+		// The naive loop waits the second and gets them in.
+		n, err := Runner{}.Run(s, func(base http.RoundTripper) http.RoundTripper { return NaiveRetry(base, 2) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Retries != 3 || n.Attempts != 11 || n.Failed != 0 || n.Elapsed != time.Second {
+			t.Errorf("naive: %d retries, %d attempts, %d failed in %v; want 3, 11, 0 in 1s", n.Retries, n.Attempts, n.Failed, n.Elapsed)
 		}
 		// Three were left at the first refusal, which the ideal client
 		// would have got in 300ms; this one failed them at once.

@@ -1,137 +1,152 @@
 package main
 
 import (
-	"context"
-	"math/rand/v2"
+	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strconv"
-	"time"
+	"strings"
 
 	"github.com/failsafe-go/failsafe-go/failsafehttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/pacehttp/pacehttp"
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 )
 
-// A doer sends one request and returns the final answer, after whatever
-// retries its contender makes.
-type doer func(*http.Request) (*http.Response, error)
-
-// A contender is one way of calling a rate-limited API. New builds a fresh
-// client over base, the measuring transport, for one independent client of
-// the scenario; state must not be shared between calls.
+// A contender is one way of calling a rate-limited API. New builds one
+// independent client of the scenario over base, the runner's measuring
+// transport; it returns nil when the contender cannot be set up for the
+// scenario (pacehttp+rate where the limit is not a rate it can be told).
 type contender struct {
 	Name   string
 	Module string // module path whose version is printed, "" for none
 	Setup  string // how it is configured, for the report
-	New    func(base http.RoundTripper, s scenario) doer
+	New    func(base http.RoundTripper, s pacetest.Scenario) http.RoundTripper
 }
-
-func clientDoer(c *http.Client) doer { return c.Do }
 
 var contenders = []contender{
 	{
 		Name:  "no retry",
-		Setup: "http.Client over the base transport",
-		New: func(base http.RoundTripper, _ scenario) doer {
-			return clientDoer(&http.Client{Transport: base})
-		},
+		Setup: "the base transport alone",
+		New:   func(base http.RoundTripper, _ pacetest.Scenario) http.RoundTripper { return base },
 	},
 	{
 		Name:  "seed article",
-		Setup: "5 attempts, 2^n s + U(0,1) s backoff, Retry-After honoured",
-		New: func(base http.RoundTripper, _ scenario) doer {
-			return seedRetry(&http.Client{Transport: base}, 5)
+		Setup: "pacetest.NaiveRetry: 5 attempts, Retry-After honoured, else 2^n s + U(0,1) s",
+		New: func(base http.RoundTripper, _ pacetest.Scenario) http.RoundTripper {
+			return pacetest.NaiveRetry(base, 5)
 		},
 	},
 	{
 		Name:   "go-retryablehttp",
 		Module: "github.com/hashicorp/go-retryablehttp",
-		Setup:  "NewClient().StandardClient(), defaults (logging off)",
-		New: func(base http.RoundTripper, _ scenario) doer {
+		Setup:  "NewClient() as a RoundTripper, defaults (logging off)",
+		New: func(base http.RoundTripper, _ pacetest.Scenario) http.RoundTripper {
 			rc := retryablehttp.NewClient()
 			rc.HTTPClient.Transport = base
 			// The default logger writes a line per attempt to stderr; it
 			// changes no retry decision.
 			rc.Logger = nil
-			return clientDoer(rc.StandardClient())
+			return &retryablehttp.RoundTripper{Client: rc}
 		},
 	},
 	{
 		Name:   "failsafe-go",
 		Module: "github.com/failsafe-go/failsafe-go",
 		Setup:  "failsafehttp.NewRetryPolicyBuilder() (Retry-After DelayFunc), 5 attempts",
-		New: func(base http.RoundTripper, _ scenario) doer {
+		New: func(base http.RoundTripper, _ pacetest.Scenario) http.RoundTripper {
 			// The builder's default is 3 attempts; 5 matches the others.
 			policy := failsafehttp.NewRetryPolicyBuilder().WithMaxAttempts(5).Build()
-			return clientDoer(&http.Client{Transport: failsafehttp.NewRoundTripper(base, policy)})
+			return failsafehttp.NewRoundTripper(base, policy)
 		},
 	},
 	{
 		Name:   "pacehttp",
 		Module: "github.com/pacehttp/pacehttp",
-		Setup:  "New(base), defaults: limit unknown, adaptive",
-		New: func(base http.RoundTripper, _ scenario) doer {
-			return clientDoer(&http.Client{Transport: pacehttp.New(base)})
+		Setup:  "New(base), defaults: the limit is learned (told it in scenarios that state it)",
+		New: func(base http.RoundTripper, s pacetest.Scenario) http.RoundTripper {
+			if s.Stated {
+				return pacehttp.New(base, statedOptions(s)...)
+			}
+			return pacehttp.New(base)
 		},
 	},
 	{
 		Name:   "pacehttp+rate",
 		Module: "github.com/pacehttp/pacehttp",
-		Setup:  "New(base, WithRate(rate, burst)), plus WithTokenRate when tokens are limited",
-		New: func(base http.RoundTripper, s scenario) doer {
-			opts := []pacehttp.Option{pacehttp.WithRate(s.Config.Rate, s.Config.Burst)}
-			if s.Config.TokenRate > 0 {
-				opts = append(opts, pacehttp.WithTokenRate(s.Config.TokenRate, s.Config.TokenBurst))
+		Setup:  "New(base, WithRate/WithTokenRate/WithConcurrency): told the server's limit",
+		New: func(base http.RoundTripper, s pacetest.Scenario) http.RoundTripper {
+			opts := statedOptions(s)
+			if opts == nil {
+				return nil
 			}
-			return clientDoer(&http.Client{Transport: pacehttp.New(base, opts...)})
+			return pacehttp.New(base, opts...)
 		},
 	},
 }
 
-// seedRetry is the pattern of the article the project started from: each
-// request is tried up to attempts times; after a 429, a 5xx or a transport
-// error it waits the Retry-After the server sent, else 2^n seconds plus up
-// to a second of jitter (n counting retries from 0).
-func seedRetry(c *http.Client, attempts int) doer {
-	return func(req *http.Request) (*http.Response, error) {
-		for n := 0; ; n++ {
-			if n > 0 && req.GetBody != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, err
-				}
-				req = req.Clone(req.Context())
-				req.Body = body
-			}
-			resp, err := c.Do(req)
-			retryable := err != nil || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-			if !retryable || n+1 >= attempts || req.Context().Err() != nil {
-				return resp, err
-			}
-			wait := time.Duration(1<<n)*time.Second + time.Duration(rand.Int64N(int64(time.Second)))
-			if resp != nil {
-				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-					wait = time.Duration(s) * time.Second
-				}
-				drain(resp)
-			}
-			if err := sleepCtx(req.Context(), wait); err != nil {
-				return nil, err
-			}
-		}
+// statedOptions tells pacehttp the scenario's limits as it can take them:
+// a rate and burst, a token rate, a concurrency cap. A window's quota is
+// told as a steady rate without a burst: a bucket as large as the quota
+// would refill while the window stays closed. Nil when the limit is none
+// of these, or differs per model.
+func statedOptions(s pacetest.Scenario) []pacehttp.Option {
+	cfg := s.Server
+	if len(cfg.Models) > 0 {
+		return nil
 	}
+	var opts []pacehttp.Option
+	switch {
+	case cfg.Rate > 0:
+		opts = append(opts, pacehttp.WithRate(cfg.Rate, max(cfg.Burst, 1)))
+	case cfg.Window > 0 && cfg.Quota > 0:
+		opts = append(opts, pacehttp.WithRate(float64(cfg.Quota)/cfg.Window.Seconds(), 1))
+	}
+	if cfg.TokenRate > 0 {
+		opts = append(opts, pacehttp.WithTokenRate(cfg.TokenRate, max(cfg.TokenBurst, 1)))
+	}
+	if cfg.MaxInFlight > 0 {
+		opts = append(opts, pacehttp.WithConcurrency(cfg.MaxInFlight))
+	}
+	return opts
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+func contenderNames() []string {
+	var ns []string
+	for _, c := range contenders {
+		ns = append(ns, c.Name)
 	}
+	return ns
+}
+
+// selectContenders returns the contenders named in a comma-separated list,
+// all of them for an empty one.
+func selectContenders(list string) ([]contender, error) {
+	if list == "" {
+		return contenders, nil
+	}
+	var cs []contender
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, c := range contenders {
+			if strings.EqualFold(c.Name, name) {
+				cs = append(cs, c)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown contender %q; the contenders are %s", name, quoteAll(contenderNames()))
+		}
+	}
+	return cs, nil
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // moduleVersion reports the version of module path linked into this binary,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
@@ -30,17 +31,22 @@ var palette = []color.Color{
 // plotScenario draws accepted requests per second over time into
 // dir/<scenario>.png: one panel per contender, on the same axes, each with
 // the server's limit dashed, so that the panels compare at a glance.
-func plotScenario(dir string, s scenario, rs []result) (string, error) {
+func plotScenario(dir string, sr scenarioReport) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	rs := sr.Results
 	var end time.Duration
-	ymax := s.Config.Rate
+	var ymax float64
 	for _, r := range rs {
-		end = max(end, r.Wall)
+		end = max(end, r.Elapsed)
 		for _, v := range r.Timeline {
 			ymax = max(ymax, v)
 		}
+	}
+	limit := limitLine(sr.scenario, end)
+	for _, p := range limit {
+		ymax = max(ymax, p.Y)
 	}
 	const cols = 2
 	rows := (len(rs) + cols - 1) / cols
@@ -49,7 +55,7 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		plots[i] = make([]*plot.Plot, cols)
 	}
 	for i, r := range rs {
-		p, err := panel(s, r, end, math.Ceil(ymax*1.1/50)*50)
+		p, err := panel(r, limit, end, math.Ceil(ymax*1.1/50)*50)
 		if err != nil {
 			return "", err
 		}
@@ -78,10 +84,10 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		Handler: plot.DefaultTextHandler,
 	}
 	dc.FillText(title, vg.Point{X: dc.Max.X / 2, Y: dc.Max.Y - 6},
-		fmt.Sprintf("%s: %s", s.Name, s.Description))
+		fmt.Sprintf("%s: %s", sr.Name, sr.Description))
 	title.Font.Size = vg.Points(8)
 	dc.FillText(title, vg.Point{X: dc.Max.X / 2, Y: dc.Max.Y - 20},
-		fmt.Sprintf("200 answers per second in %v bins; dashed: the server's request limit; physical bound %s", binWidth, fmtDur(s.Bound)))
+		fmt.Sprintf("attempts answered 2xx per second, by when they were sent, in %v bins; dashed: the server's request limit; bound %s", binWidth, fmtDur(sr.Bound)))
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadTop: titleSpace, PadX: vg.Points(12), PadY: vg.Points(8), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadBottom: vg.Points(4)}
 	canvases := plot.Align(plots, tiles, dc)
 	for i := range plots {
@@ -92,7 +98,7 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 		}
 	}
 
-	path := filepath.Join(dir, s.Name+".png")
+	path := filepath.Join(dir, sr.Name+".png")
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
@@ -104,11 +110,36 @@ func plotScenario(dir string, s scenario, rs []result) (string, error) {
 	return path, f.Close()
 }
 
+// limitLine is the server's nominal request limit over [0, end], as the
+// points of a step line; none when nothing limits requests.
+func limitLine(s pacetest.Scenario, end time.Duration) plotter.XYs {
+	const step = 10 * time.Millisecond
+	var pts plotter.XYs
+	prev := math.NaN()
+	for t := time.Duration(0); t <= end; t += step {
+		v := s.LimitAt(t)
+		if math.IsInf(v, 1) {
+			return nil
+		}
+		if v != prev {
+			if len(pts) > 0 {
+				pts = append(pts, plotter.XY{X: t.Seconds(), Y: prev})
+			}
+			pts = append(pts, plotter.XY{X: t.Seconds(), Y: v})
+			prev = v
+		}
+	}
+	if len(pts) > 0 {
+		pts = append(pts, plotter.XY{X: end.Seconds(), Y: prev})
+	}
+	return pts
+}
+
 // panel is one contender's accepted-requests timeline over the server's
 // request limit.
-func panel(s scenario, r result, end time.Duration, ymax float64) (*plot.Plot, error) {
+func panel(r contenderRun, limit plotter.XYs, end time.Duration, ymax float64) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: %s, %d failed", r.Contender, fmtDur(r.Wall), r.Failed)
+	p.Title.Text = fmt.Sprintf("%s: %s, %d failed", r.Contender, fmtDur(r.Elapsed), r.Failed)
 	p.Title.TextStyle.Font.Size = vg.Points(9)
 	p.X.Min, p.X.Max = 0, end.Seconds()
 	p.Y.Min, p.Y.Max = 0, ymax
@@ -118,24 +149,19 @@ func panel(s scenario, r result, end time.Duration, ymax float64) (*plot.Plot, e
 	p.Y.Label.TextStyle.Font.Size = vg.Points(8)
 	p.Add(plotter.NewGrid())
 
-	limit := plotter.XYs{{X: 0, Y: s.Config.Rate}}
-	prev := s.Config.Rate
-	for _, rc := range s.Schedule {
-		limit = append(limit, plotter.XY{X: rc.At.Seconds(), Y: prev}, plotter.XY{X: rc.At.Seconds(), Y: rc.Rate})
-		prev = rc.Rate
+	if len(limit) > 0 {
+		ll, err := plotter.NewLine(limit)
+		if err != nil {
+			return nil, err
+		}
+		ll.Color = color.Black
+		ll.Width = vg.Points(0.8)
+		ll.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(ll)
 	}
-	limit = append(limit, plotter.XY{X: end.Seconds(), Y: prev})
-	ll, err := plotter.NewLine(limit)
-	if err != nil {
-		return nil, err
-	}
-	ll.Color = color.Black
-	ll.Width = vg.Points(0.8)
-	ll.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(ll)
 
 	// A step line: each bin is flat over its width, so the area under it
-	// is the number of requests answered 200.
+	// is the number of requests answered 2xx.
 	w := r.TimelineBin.Seconds()
 	pts := plotter.XYs{{X: 0, Y: 0}}
 	for j, v := range r.Timeline {

@@ -3,66 +3,97 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
-// bar draws a progress bar that redraws itself in place, for a terminal.
-type bar struct {
-	w     io.Writer
-	name  string
-	total int
-	limit time.Duration
+// progress hears of runs as they go; several may run at once, so every
+// method is safe for concurrent use.
+type progress interface {
+	start(name string, total int)
+	update(name string, ended int)
+	finish(name string, took time.Duration)
 }
 
-func (b *bar) start(name string, total int, limit time.Duration) {
-	b.name, b.total, b.limit = name, total, limit
-	b.update(0, 0)
+// runState is one run in progress.
+type runState struct {
+	ended, total int
 }
 
-func (b *bar) update(done int, elapsed time.Duration) {
-	const width = 30
-	fill := 0
-	if b.total > 0 {
-		fill = done * width / b.total
+// live redraws one line listing the runs in progress, for a terminal.
+type live struct {
+	w    io.Writer
+	mu   sync.Mutex
+	runs map[string]*runState
+	last time.Time
+}
+
+func newLive(w io.Writer) *live { return &live{w: w, runs: map[string]*runState{}} }
+
+func (l *live) start(name string, total int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.runs[name] = &runState{total: total}
+	l.draw(true)
+}
+
+func (l *live) update(name string, ended int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.runs[name]; r != nil && ended > r.ended {
+		r.ended = ended
 	}
-	fmt.Fprintf(b.w, "\r\033[K%-17s [%s%s] %4d/%d  %5.1fs (stop at %.1fs)",
-		b.name, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, b.total, elapsed.Seconds(), b.limit.Seconds())
+	l.draw(false)
 }
 
-func (b *bar) finish(done int, elapsed time.Duration) {
-	b.update(done, elapsed)
-	fmt.Fprintln(b.w)
+func (l *live) finish(name string, took time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.runs, name)
+	fmt.Fprintf(l.w, "\r\033[K%s: done in %.1fs\n", name, took.Seconds())
+	l.draw(true)
 }
 
-// lines reports progress as plain lines, about once a second, for a log.
-type lines struct {
-	w     io.Writer
-	name  string
-	total int
-	last  time.Duration
-}
-
-func (l *lines) start(name string, total int, limit time.Duration) {
-	l.name, l.total, l.last = name, total, 0
-	fmt.Fprintf(l.w, "%s: %d requests, stop at %.1fs\n", name, total, limit.Seconds())
-}
-
-func (l *lines) update(done int, elapsed time.Duration) {
-	if elapsed-l.last < time.Second {
+// draw rewrites the line, at most ten times a second unless forced.
+func (l *live) draw(force bool) {
+	if !force && time.Since(l.last) < 100*time.Millisecond {
 		return
 	}
-	l.last = elapsed
-	fmt.Fprintf(l.w, "%s: %d/%d done at %.1fs\n", l.name, done, l.total, elapsed.Seconds())
+	l.last = time.Now()
+	names := slices.Sorted(maps.Keys(l.runs))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d/%d", n, l.runs[n].ended, l.runs[n].total)
+	}
+	fmt.Fprintf(l.w, "\r\033[K%s", strings.Join(parts, "  |  "))
 }
 
-func (l *lines) finish(done int, elapsed time.Duration) {
-	fmt.Fprintf(l.w, "%s: %d/%d done in %.2fs\n", l.name, done, l.total, elapsed.Seconds())
+// lines reports each run's start and end as plain lines, for a log.
+type lines struct {
+	w  io.Writer
+	mu sync.Mutex
+}
+
+func (l *lines) start(name string, total int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "%s: %d requests\n", name, total)
+}
+
+func (l *lines) update(string, int) {}
+
+func (l *lines) finish(name string, took time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "%s: done in %.1fs\n", name, took.Seconds())
 }
 
 // quiet reports nothing.
 type quiet struct{}
 
-func (quiet) start(string, int, time.Duration) {}
-func (quiet) update(int, time.Duration)        {}
-func (quiet) finish(int, time.Duration)        {}
+func (quiet) start(string, int)            {}
+func (quiet) update(string, int)           {}
+func (quiet) finish(string, time.Duration) {}

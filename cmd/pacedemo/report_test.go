@@ -3,181 +3,82 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 )
 
-func TestPhysicalBound(t *testing.T) {
-	tests := []struct {
-		name        string
-		need, burst float64
-		rates       []rateChange
-		want        time.Duration
-	}{
-		{"constant rate is (N-burst)/rate", 400, 10, []rateChange{{0, 100}}, 3900 * time.Millisecond},
-		{"batch within the burst", 10, 10, []rateChange{{0, 100}}, 0},
-		// 380 beyond the burst: 100 in the first 0.5s, 100 in the halved
-		// second, then 180 at 200/s take 0.9s more.
-		{"halved for a second", 400, 20, []rateChange{{0, 200}, {500 * time.Millisecond, 100}, {1500 * time.Millisecond, 200}}, 2400 * time.Millisecond},
-		{"done before the drop", 100, 0, []rateChange{{0, 100}, {2 * time.Second, 50}}, time.Second},
-		{"unsorted changes", 400, 20, []rateChange{{1500 * time.Millisecond, 200}, {0, 200}, {500 * time.Millisecond, 100}}, 2400 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := physicalBound(tt.need, tt.burst, tt.rates)
-			if d := got - tt.want; d < -time.Microsecond || d > time.Microsecond {
-				t.Errorf("physicalBound = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestScenarioBounds(t *testing.T) {
-	p := params{N: 320, Rate: 200, Burst: 20, TokensPerM: 480000, Seed: 1}
-	for _, name := range scenarioNames {
-		t.Run(name, func(t *testing.T) {
-			s, err := newScenario(name, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain := 1500 * time.Millisecond // (320-20)/200
-			switch name {
-			case "steady", "retry-after", "shared":
-				if s.Bound != plain {
-					t.Errorf("bound = %v, want %v", s.Bound, plain)
-				}
-			case "overload":
-				want := seconds((320/0.8 - 20) / 200) // 1.9s
-				if d := s.Bound - want; d < -time.Microsecond || d > time.Microsecond {
-					t.Errorf("bound = %v, want %v", s.Bound, want)
-				}
-			default: // drop and tokens can only be slower
-				if s.Bound <= plain {
-					t.Errorf("bound = %v, want more than %v", s.Bound, plain)
-				}
-			}
-		})
-	}
-	if _, err := newScenario("nope", p); err == nil {
-		t.Error("newScenario(nope) succeeded")
-	}
-}
-
-func TestTokenBound(t *testing.T) {
-	p := params{N: 100, Rate: 1000, Burst: 100, TokensPerM: 60000, Seed: 1}
-	s, err := newScenario("tokens", p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, c := range s.Costs {
-		if c < 20 || c > 180 {
-			t.Fatalf("cost %d outside 20..180", c)
-		}
-		total += c
-	}
-	want := seconds(float64(total-1000) / 1000) // 1000 tokens/s, one second's burst
-	if d := s.Bound - want; d < -time.Microsecond || d > time.Microsecond {
-		t.Errorf("bound = %v, want %v (total cost %d)", s.Bound, want, total)
-	}
-	if got := len(requestBody(100)); got != 400 {
-		t.Errorf("body for cost 100 is %d bytes, want 400", got)
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
-	tests := []struct {
-		in   []time.Duration
-		p    float64
-		want time.Duration
-	}{
-		{nil, 50, 0},
-		{ms(7), 99, 7 * time.Millisecond},
-		{ms(4, 1, 3, 2), 50, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 99, 4 * time.Millisecond},
-		{ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 90, 9 * time.Millisecond},
-		{ms(5, 1), 0, time.Millisecond},
-	}
-	for _, tt := range tests {
-		if got := percentile(tt.in, tt.p); got != tt.want {
-			t.Errorf("percentile(%v, %g) = %v, want %v", tt.in, tt.p, got, tt.want)
-		}
-	}
-}
-
-func TestSummarize(t *testing.T) {
-	outs := []outcome{
-		{OK: true, Attempts: 1, Latency: 10 * time.Millisecond},
-		{OK: true, Attempts: 3, Latency: 30 * time.Millisecond},
-		{OK: false, Attempts: 5, Latency: 20 * time.Millisecond},
-		{Cut: true, Attempts: 2, Latency: 90 * time.Second}, // in flight at the stop
-		{Cut: true}, // never started
-	}
-	got := summarize(outs, 3*time.Second, 2*time.Second)
-	want := result{
-		Requests: 5, Wall: 3 * time.Second, Bound: 2 * time.Second, OverBound: 1.5,
-		Retries: 2 + 4, Failed: 3, Unfinished: 2,
-		P50: 20 * time.Millisecond, P99: 30 * time.Millisecond, TimelineBin: binWidth,
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("summarize (-want +got):\n%s", d)
-	}
-	if r := summarize(nil, time.Second, 0); r.OverBound != 0 {
-		t.Errorf("OverBound with a zero bound = %g, want 0", r.OverBound)
-	}
-}
-
-func TestPerSecond(t *testing.T) {
-	at := []time.Duration{0, 100 * time.Millisecond, 600 * time.Millisecond}
-	got := perSecond(at, 250*time.Millisecond)
-	want := []float64{8, 0, 4} // two in the first quarter second, one in the third
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("perSecond (-want +got):\n%s", d)
-	}
-}
-
-func TestWriteTable(t *testing.T) {
-	rs := []result{
-		{Contender: "a", Wall: 1500 * time.Millisecond, OverBound: 1.5, Throttled: 3, Retries: 3, P50: 2 * time.Millisecond, P99: 40 * time.Microsecond},
-		{Contender: "b", Wall: 3 * time.Second, Bound: time.Second, OverBound: 3, Failed: 7, Unfinished: 5, Limit: 3 * time.Second, Stopped: true},
+func TestWriteScenario(t *testing.T) {
+	sr := scenarioReport{
+		Name: "s", Bound: time.Second,
+		Results: []contenderRun{
+			{Contender: "a", Result: &pacetest.Result{Elapsed: 1500 * time.Millisecond, Ratio: 1.5, Refused: 3, Retries: 3, P50: 2 * time.Millisecond, P99: 40 * time.Microsecond}},
+			{Contender: "b", Result: &pacetest.Result{
+				Elapsed: 3 * time.Second, Bound: time.Second, Ratio: 3, Failed: 7, Cut: 5, Stop: 3 * time.Second, Stopped: true,
+				Failures: []pacetest.Failure{{Example: `Get "http://127.0.0.1:4242/v1/items": giving up after 5 attempt(s)`, Count: 2}},
+				Changes:  []pacetest.ChangeResult{{At: 2 * time.Second, From: 100, To: 50, Settled: 800 * time.Millisecond, Reached: true}},
+			}},
+		},
+		Skipped: []skippedRun{{Contender: "c", Why: "not told"}},
 	}
 	var plain, md bytes.Buffer
-	writeTable(&plain, rs, false)
-	writeTable(&md, rs, true)
-	for _, want := range []string{"1.50s", "1.50x", "7 (5 cut)", "40µs", "b was stopped at 3.00s (3x the bound): its 5 unfinished requests count as failed."} {
+	writeScenario(&plain, sr, false)
+	writeScenario(&md, sr, true)
+	for _, want := range []string{
+		"1.50s", "1.50x", "7 (5 cut)", "40µs",
+		`b: 2 of 2 failures: Get "http://127.0.0.1:4242/v1/items": giving up after 5 attempt(s)`,
+		"b was stopped at 3.00s (3.0x the bound): its 5 unfinished requests count as failed.",
+		"b: limit 100 -> 50/s at 2.00s: settled after 800ms",
+		"c: not told",
+	} {
 		if !strings.Contains(plain.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, plain.String())
 		}
 	}
 	lines := strings.Split(md.String(), "\n")
-	if lines[0] != "| contender | wall | wall/bound | 429s | 503/529s | retries | failed | p50 | p99 |" || lines[1] != "|---|---|---|---|---|---|---|---|---|" {
+	if lines[0] != "| contender | wall | wall/bound | after 1st refusal | 429s | 503/529s | retries | failed | p50 | p99 |" || lines[1] != "|---|---|---|---|---|---|---|---|---|---|" {
 		t.Errorf("Markdown header:\n%s", md.String())
 	}
 }
 
-// TestRun runs every contender end to end on a tiny batch that fits the
-// limit, and checks the JSON and the plot it writes.
-func TestRun(t *testing.T) {
-	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "r.json")
-	var out, errs bytes.Buffer
-	args := []string{"-n", "30", "-workers", "4", "-rate", "1000", "-burst", "100", "-latency", "0", "-json", jsonPath, "-plot", dir}
-	if err := run(args, &out, &errs); err != nil {
-		t.Fatalf("run: %v\n%s", err, errs.String())
+func TestWriteSummary(t *testing.T) {
+	srs := []scenarioReport{
+		{Name: "x", Bound: time.Second, Results: []contenderRun{{Contender: "pacehttp", Result: &pacetest.Result{Ratio: 1.02, Refused: 1}}}},
+		{Name: "y", Bound: 2 * time.Second, Results: []contenderRun{{Contender: "pacehttp", Result: &pacetest.Result{Ratio: 3, Failed: 9}}}},
 	}
-	b, err := os.ReadFile(jsonPath)
+	var b bytes.Buffer
+	writeSummary(&b, srs, []contender{{Name: "pacehttp"}, {Name: "seed article"}}, true)
+	want := "| scenario | bound | pacehttp | seed article |\n|---|---|---|---|\n| x | 1.00s | 1.02x 1/0 | - |\n| y | 2.00s | 3.00x 0/9 | - |\n"
+	if !strings.HasPrefix(b.String(), want) {
+		t.Errorf("summary:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// tiny is a scenario short enough to run in a test in real time.
+var tiny = pacetest.Scenario{
+	Name:        "tiny",
+	Description: "a limit the batch never reaches",
+	Server:      pacetest.Config{Rate: 10000, Burst: 1000, Latency: 5 * time.Millisecond},
+	Streams:     []pacetest.Stream{{Name: "batch", Requests: 30, Workers: 4}},
+}
+
+// TestDemo runs every contender end to end over loopback on a tiny
+// scenario, and checks the report and the JSON.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	o := options{parallel: 2, stopAt: 3, jsonPath: filepath.Join(dir, "r.json")}
+	var out bytes.Buffer
+	if err := demo(o, "pacedemo test", []pacetest.Scenario{tiny, tiny}, contenders, quiet{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.jsonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,49 +86,125 @@ func TestRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Scenarios) != 1 || len(rep.Scenarios[0].Results) != len(contenders) {
-		t.Fatalf("report has %d scenarios, want 1 with %d results:\n%s", len(rep.Scenarios), len(contenders), b)
+	if len(rep.Scenarios) != 2 || len(rep.Scenarios[0].Results) != len(contenders) {
+		t.Fatalf("report has %d scenarios, want 2 with %d results:\n%s", len(rep.Scenarios), len(contenders), b)
 	}
 	for _, r := range rep.Scenarios[0].Results {
-		if r.Requests != 30 || r.Failed != 0 || r.Throttled != 0 || r.Attempts != 30 {
-			t.Errorf("%s: %d requests, %d failed, %d 429s, %d attempts; want 30, 0, 0, 30", r.Contender, r.Requests, r.Failed, r.Throttled, r.Attempts)
+		if r.Requests != 30 || r.Failed != 0 || r.Refused != 0 || r.Attempts != 30 || len(r.Timeline) == 0 {
+			t.Errorf("%s: %d requests, %d failed, %d 429s, %d attempts, timeline %v; want 30, 0, 0, 30", r.Contender, r.Requests, r.Failed, r.Refused, r.Attempts, r.Timeline)
 		}
 	}
-	for _, key := range []string{`"wall_over_bound"`, `"received_429"`, `"accepted_per_second"`, `"p99_ns"`} {
-		if !bytes.Contains(b, []byte(key)) {
-			t.Errorf("JSON lacks %s", key)
+	for _, want := range []string{"pacehttp+rate", "bound: the least time", "p50, p99: from the caller's call", "== side by side"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "steady.png")); err != nil {
-		t.Error(err)
+	// One naming style: snake_case keys throughout.
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pacehttp+rate") {
-		t.Errorf("output lacks the last contender:\n%s", out.String())
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if !snake.MatchString(k) && !strings.Contains(k, "/") { // module paths key the versions
+					t.Errorf("JSON key %q is not snake_case", k)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+}
+
+func TestPlot(t *testing.T) {
+	dir := t.TempDir()
+	s := pacetest.Scenario{Name: "drop", Server: pacetest.Config{Rate: 100, Schedule: []pacetest.Change{{At: time.Second, Rate: 50}}}}
+	sr := scenarioReport{Name: s.Name, Description: "d", Bound: 2 * time.Second, scenario: s, Results: []contenderRun{
+		{Contender: "pacehttp", Result: &pacetest.Result{Elapsed: 2 * time.Second}, Timeline: []float64{100, 100, 100, 100, 50, 50, 50, 50}, TimelineBin: binWidth},
+		{Contender: "seed article", Result: &pacetest.Result{Elapsed: 3 * time.Second, Failed: 2}, Timeline: []float64{80, 0, 0, 0, 40}, TimelineBin: binWidth},
+	}}
+	path, err := plotScenario(dir, sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || path != filepath.Join(dir, "drop.png") || fi.Size() < 1000 {
+		t.Errorf("plot %s: %v", path, err)
 	}
 }
 
 func TestRunFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"-scenario", "nope"},
-		{"-dialect", "nope"},
-		{"-contenders", "nope"},
-		{"-n", "0"},
-		{"extra"},
+	for _, tt := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"-scenario", "nope"}, `unknown scenario "nope"; the scenarios are "retry-after", "article"`},
+		{[]string{"-contenders", "pacehttp,nope"}, `unknown contender "nope"; the contenders are "no retry", "seed article", "go-retryablehttp", "failsafe-go", "pacehttp", "pacehttp+rate"`},
+		{[]string{"-parallel", "0"}, "-parallel must be at least 1"},
+		{[]string{"-cut", "0"}, "-cut positive"},
+		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 	} {
-		if err := run(args, new(bytes.Buffer), new(bytes.Buffer)); err == nil {
-			t.Errorf("run(%q) succeeded", args)
+		err := run(tt.args, new(bytes.Buffer), new(bytes.Buffer))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("run(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		}
+	}
+	var usage bytes.Buffer
+	if err := run([]string{"-h"}, new(bytes.Buffer), &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "-scenario") {
+		t.Errorf("-h: %v, usage %q; want flag.ErrHelp, which main turns into exit 0", err, usage.String())
+	}
+}
+
+func TestList(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"-list"}, &out, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range pacetest.Scenarios() {
+		if !strings.Contains(out.String(), "  "+s.Name+" ") {
+			t.Errorf("-list lacks %s", s.Name)
+		}
+	}
+	for _, c := range contenders {
+		if !strings.Contains(out.String(), "  "+c.Name+" ") {
+			t.Errorf("-list lacks %s", c.Name)
 		}
 	}
 }
 
-func TestMaskError(t *testing.T) {
-	in := `Get "http://127.0.0.1:39211/v1/items": pacehttp: gave up after attempt 2 (retry budget exhausted): pacehttp: pacing wait 10.02s exceeds context deadline (4.2587s left) in partition 127.0.0.1:39211#df7eda98db4b46bf`
-	want := `Get "http://127.0.0.1:PORT/v1/items": pacehttp: gave up after attempt N (retry budget exhausted): pacehttp: pacing wait D exceeds context deadline (D left) in partition 127.0.0.1:PORT#KEY`
-	if got := maskError(in); got != want {
-		t.Errorf("maskError:\n got %s\nwant %s", got, want)
+func TestStatedOptions(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  pacetest.Config
+		want int // options
+	}{
+		{pacetest.Config{Rate: 100, Burst: 10}, 1},
+		{pacetest.Config{Rate: 100, TokenRate: 1000}, 2},
+		{pacetest.Config{Window: time.Second, Quota: 50}, 1},
+		{pacetest.Config{MaxInFlight: 8}, 1},
+		{pacetest.Config{Window: time.Second}, 0}, // refuses everything
+		{pacetest.Config{Rate: 100, Models: map[string]pacetest.Limits{"a": {Rate: 1}}}, 0},
+	} {
+		if got := len(statedOptions(pacetest.Scenario{Server: tt.cfg})); got != tt.want {
+			t.Errorf("statedOptions(%+v): %d options, want %d", tt.cfg, got, tt.want)
+		}
 	}
-	if msg, n := commonest(map[string]int{"b": 2, "a": 2, "c": 1}); msg != "a" || n != 2 {
-		t.Errorf("commonest = %q, %d; want a, 2", msg, n)
+}
+
+func TestLimitLine(t *testing.T) {
+	s := pacetest.Scenario{Server: pacetest.Config{Rate: 100, Schedule: []pacetest.Change{{At: time.Second, Rate: 50}}}}
+	got := limitLine(s, 2*time.Second)
+	if len(got) != 4 || got[1].X != 1 || got[1].Y != 100 || got[2].Y != 50 || got[3].X != 2 {
+		t.Errorf("limitLine = %v", got)
+	}
+	if got := limitLine(pacetest.Scenario{}, time.Second); got != nil {
+		t.Errorf("no limit: %v, want no line", got)
 	}
 }
 
