@@ -199,9 +199,10 @@ type learner struct {
 	maxBurst float64
 	hold     time.Duration
 
-	// The refusal the delivery-rate bound counts from, and what has been
-	// accepted since (requests that left after it).
+	// The refusal the delivery-rate bound counts from, when its answer
+	// came, and what has been accepted since (requests that left after it).
 	refusedAt    time.Time
+	refusalHeard time.Time
 	sinceRefusal int
 	// leftSinceRefusal counts the requests sent since that refusal: more
 	// than were accepted, and the server was refusing all along.
@@ -453,12 +454,12 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		l.maxBurst = min(l.maxBurst, float64(l.coldAccepted))
 		l.refineBurst()
 	}
-	if !sent.After(l.refusedAt) && !l.refusedAt.IsZero() {
-		return refusal{} // answered late: the refusal it follows said it already
+	if l.straggler(sent) {
+		return refusal{} // the refusal it follows said it already
 	}
 	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	if probe && !l.coldEnd.IsZero() {
-		l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
+		l.markRefusal(now, sent)
 		if inFlight < okPeak-1 || inFlight < minCap {
 			l.rateShown(now)
 		}
@@ -466,7 +467,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	}
 	prevRefusal := l.refusedAt
 	defer func() {
-		l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
+		l.markRefusal(now, sent)
 		l.inFlightOKBefore, l.inFlightOK = l.inFlightOK, 0
 	}()
 	if l.trusted(now) {
@@ -509,6 +510,22 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
 	return refusal{}
+}
+
+// straggler reports whether a request sent at sent left before the learner
+// heard of the last refusal: its own refusal or empty bucket is part of the
+// same episode, not a new one. Over a network the refusals of one burst
+// come back microseconds apart, each of a request sent a little later than
+// the one before; counting each as news would cut the rate once per request.
+func (l *learner) straggler(sent time.Time) bool {
+	return !l.refusedAt.IsZero() && (!sent.After(l.refusedAt) || sent.Before(l.refusalHeard))
+}
+
+// markRefusal makes the refusal, heard at now, of a request sent at sent the
+// one the delivery rate is counted from.
+func (l *learner) markRefusal(now, sent time.Time) {
+	l.refusedAt, l.refusalHeard = sent, now
+	l.sinceRefusal, l.leftSinceRefusal = 0, 0
 }
 
 // endCold ends the cold start at its first refusal, of a request sent at
@@ -771,13 +788,13 @@ func (l *learner) informed(now time.Time, lo float64, limit int64, reset time.Du
 // at no cost. It sets the estimate from the accepted rate since the last
 // such sign, and ends a search or a climb there.
 func (l *learner) drained(now, sent time.Time) {
-	if !sent.After(l.refusedAt) {
+	if l.straggler(sent) {
 		return
 	}
 	est := l.estimate(now, sent, l.refusedAt, l.sinceRefusal)
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, l.refusedAt, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, math.Inf(1)
-	l.refusedAt, l.sinceRefusal, l.leftSinceRefusal = sent, 0, 0
+	l.markRefusal(now, sent)
 	if est <= 0 {
 		return
 	}
