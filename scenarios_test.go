@@ -23,6 +23,8 @@ var (
 	// fixed order, so figures vary a little from run to run where many
 	// requests contend; -scenario.runs holds every run to the goals.
 	scenarioRuns = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
+	scenarioNetwork = flag.Duration("scenario.network", 0, "TestScenarios: the in-memory network's round trip")
+	scenarioScatter = flag.Duration("scenario.scatter", 0, "TestScenarios: how late, at most, requests reach their client")
 )
 
 // goal is what issue 11 asks of pacehttp on one scenario. Zero fields ask
@@ -276,7 +278,7 @@ func runScenario(t *testing.T, s pacetest.Scenario, client pacetest.NewClient) *
 	var r *pacetest.Result
 	synctest.Test(t, func(t *testing.T) {
 		var err error
-		if r, err = (pacetest.Runner{}).Run(s, client); err != nil {
+		if r, err = (pacetest.Runner{Network: *scenarioNetwork, Scatter: *scenarioScatter}).Run(s, client); err != nil {
 			t.Fatal(err)
 		}
 	})

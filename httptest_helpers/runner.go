@@ -33,6 +33,20 @@ type Runner struct {
 	// Progress, if set, is called each time a request ends, with how many
 	// have ended; it may be called from several goroutines at once.
 	Progress func(ended int)
+
+	// In memory, time stands still while code runs and answers take no
+	// time to travel, so a burst's requests leave at one instant and a
+	// refusal is heard the instant it is made. Network and Scatter bring
+	// back what a real network and scheduler do; over loopback they are
+	// real and these fields are ignored.
+	//
+	// Network is the round trip: each attempt reaches the server half of
+	// it after it left, and its answer takes the other half back.
+	Network time.Duration
+	// Scatter starts each request up to Scatter late, by an amount fixed
+	// by its stream and index, as goroutines woken together reach a client
+	// some microseconds apart.
+	Scatter time.Duration
 }
 
 // NewClient builds one independent client over base, which leads to the
@@ -52,8 +66,13 @@ func (r Runner) Run(s Scenario, newClient NewClient) (*Result, error) {
 	api := NewAPI(s.Server)
 	defer api.Close()
 	var base http.RoundTripper = api.Transport()
+	if r.Network > 0 {
+		base = &network{next: base, half: r.Network / 2}
+	}
 	url := memoryURL
+	scatter := r.Scatter
 	if r.Loopback {
+		scatter = 0
 		url = api.URL()
 		tr := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 30 * time.Second}
 		defer tr.CloseIdleConnections()
@@ -81,7 +100,7 @@ func (r Runner) Run(s Scenario, newClient NewClient) (*Result, error) {
 	for i := range s.Streams {
 		reqs[i] = make([]requestRecord, s.Streams[i].Requests)
 		wg.Go(func() {
-			run := streamRun{ctx: ctx, s: s, i: i, rt: clients[s.Streams[i].Client], url: url, out: reqs[i], progress: progress}
+			run := streamRun{ctx: ctx, s: s, i: i, rt: clients[s.Streams[i].Client], url: url, out: reqs[i], progress: progress, scatter: scatter}
 			run.drive(start)
 		})
 	}
@@ -218,6 +237,7 @@ type streamRun struct {
 	url      string
 	out      []requestRecord
 	progress func()
+	scatter  time.Duration
 }
 
 func (sr streamRun) drive(start time.Time) {
@@ -279,6 +299,9 @@ func (sr streamRun) send(i int) requestRecord {
 	t := &tag{stream: sr.i}
 	req := st.newRequest(sr.url, i).WithContext(context.WithValue(ctx, tagKey{}, t))
 	rec := requestRecord{sent: time.Now()}
+	if sr.scatter > 0 && !sleep(ctx, time.Duration(mix(uint64(sr.i)<<32|uint64(i))%uint64(sr.scatter))) {
+		return requestRecord{cut: true}
+	}
 	resp, err := sr.rt.RoundTrip(req)
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
@@ -301,4 +324,36 @@ func (sr streamRun) send(i int) requestRecord {
 		rec.cut, rec.failure = true, ""
 	}
 	return rec
+}
+
+// network delays each attempt on its way to the server and its answer on
+// the way back; see Runner.Network.
+type network struct {
+	next http.RoundTripper
+	half time.Duration
+}
+
+func (n *network) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !sleep(req.Context(), n.half) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, req.Context().Err()
+	}
+	resp, err := n.next.RoundTrip(req)
+	if err == nil && !sleep(req.Context(), n.half) {
+		resp.Body.Close()
+		return nil, req.Context().Err()
+	}
+	return resp, err
+}
+
+// mix scrambles x (SplitMix64's finaliser): nearby inputs give unrelated
+// outputs.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

@@ -3,7 +3,9 @@ package pacetest
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -177,5 +179,48 @@ func TestRunOverLoopback(t *testing.T) {
 func TestRunInvalid(t *testing.T) {
 	if _, err := (Runner{}).Run(Scenario{}, plain); err == nil {
 		t.Error("Run of an empty scenario succeeded")
+	}
+}
+
+// In memory, Network puts its round trip into every attempt, and Scatter
+// spreads the requests of a burst over up to its length, the same way in
+// every run (a synctest bubble's clock starts at the same instant each time).
+func TestRunNetworkAndScatter(t *testing.T) {
+	s := Scenario{Name: "free", Server: Config{Latency: 10 * ms}, Streams: []Stream{{Name: "b", Requests: 64, Workers: 64}}}
+	sent := func(r Runner) []time.Time {
+		var at []time.Time
+		synctest.Test(t, func(t *testing.T) {
+			var mu sync.Mutex
+			res, err := r.Run(s, func(base http.RoundTripper) http.RoundTripper {
+				return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+					mu.Lock()
+					at = append(at, time.Now())
+					mu.Unlock()
+					return base.RoundTrip(req)
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := 10*ms + r.Network + r.Scatter; res.Elapsed > want {
+				t.Errorf("%+v: took %v, want at most %v", r, res.Elapsed, want)
+			}
+			if p := res.P50; p < 10*ms+r.Network {
+				t.Errorf("%+v: p50 %v, want the service time and the round trip, %v", r, p, 10*ms+r.Network)
+			}
+			slices.SortFunc(at, time.Time.Compare)
+		})
+		return at
+	}
+	if at := sent(Runner{}); at[0] != at[len(at)-1] {
+		t.Errorf("without Scatter the burst left from %v to %v, want one instant", at[0], at[len(at)-1])
+	}
+	r := Runner{Network: 4 * ms, Scatter: 200 * time.Microsecond}
+	at := sent(r)
+	if spread := at[len(at)-1].Sub(at[0]); spread < 100*time.Microsecond || spread >= r.Scatter {
+		t.Errorf("with Scatter %v the burst left over %v", r.Scatter, spread)
+	}
+	if again := sent(r); !slices.Equal(at, again) {
+		t.Errorf("two runs scattered the burst differently")
 	}
 }
