@@ -80,8 +80,13 @@ func (r Runner) Run(s Scenario, newClient NewClient) (*Result, error) {
 	}
 	start := api.Start()
 	stop := r.stopAfter(s, bound.Total)
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(stop))
+	// The stop cancels the requests rather than giving them a deadline: a
+	// client that refuses at once a wait past its caller's deadline must
+	// not take the end of the run for its callers' patience.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	stopper := time.AfterFunc(time.Until(start.Add(stop)), cancel)
+	defer stopper.Stop()
 
 	rec := &recorder{}
 	clients := make([]http.RoundTripper, s.clients())

@@ -224,3 +224,33 @@ func TestRunNetworkAndScatter(t *testing.T) {
 		t.Errorf("two runs scattered the burst differently")
 	}
 }
+
+// A request's context has a deadline only if its stream gives one: the end
+// of a run cancels what is left, so a client that fails a wait longer than
+// its caller's deadline at once does not fail a patient caller's request.
+func TestRunStopIsNoDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := Scenario{Name: "slow", Server: Config{Latency: 10 * time.Second}, Streams: []Stream{
+			{Name: "patient", Requests: 2, Workers: 2},
+			{Name: "hurried", Requests: 2, Workers: 2, Deadline: time.Minute},
+		}}
+		var withDeadline atomic.Int32
+		r, err := Runner{StopAt: 0.5}.Run(s, func(base http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				if _, ok := req.Context().Deadline(); ok {
+					withDeadline.Add(1)
+				}
+				return base.RoundTrip(req)
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := withDeadline.Load(); n != 2 {
+			t.Errorf("%d requests had a deadline, want the 2 of the stream that gives one", n)
+		}
+		if r.Cut != 4 || r.Failed != 4 {
+			t.Errorf("%d cut, %d failed; want all 4 cut by the stop", r.Cut, r.Failed)
+		}
+	})
+}
