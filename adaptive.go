@@ -261,6 +261,7 @@ type learner struct {
 	openedAt    time.Time     // when the gate last opened after a long closure
 	sinceOpened int           // requests accepted that left since
 	boundAt     time.Time     // when the rate last held a request back
+	gateClosed  bool          // the gate is closed: the rate holds nobody back
 	advancedAt  time.Time     // when advance last ran
 }
 
@@ -363,6 +364,7 @@ func (l *learner) perRequests(n float64) time.Duration {
 // The delivery rate is not measured across a closed gate: the server's
 // bucket refilled meanwhile, up to its burst, and none of it was used.
 func (l *learner) reopened(now time.Time, d time.Duration) {
+	l.gateClosed = false
 	l.cost = max(l.cost/2, d)
 	if d > longClosure {
 		l.openedAt, l.sinceOpened = now, 0
@@ -380,7 +382,17 @@ func (l *learner) slowed(d time.Duration) time.Duration {
 // bound records that the rate holds a request back until until: searches
 // and climbs advance only while it does, so that a rate nobody sends at (the
 // window binds, or there is little to send) does not grow out of reach.
-func (l *learner) bound(until time.Time) { l.boundAt = latest(l.boundAt, until) }
+//
+// While the gate is closed, the budget's waits are the gate's, not the
+// rate's: they do not count.
+func (l *learner) bound(until time.Time) {
+	if !l.gateClosed {
+		l.boundAt = latest(l.boundAt, until)
+	}
+}
+
+// closed records that the gate closed.
+func (l *learner) closed() { l.gateClosed = true }
 
 // accepted records that a request sent at sent, when inFlight requests (it
 // included) were out, was served.

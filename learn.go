@@ -132,6 +132,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		early = ceiling
 	}
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
+	if closed {
+		part.learn.closed()
+	}
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil
 	limits, update := part.rateUpdate(now)
