@@ -234,6 +234,7 @@ type learner struct {
 	coldAccepted int
 	coldSpan     time.Duration // from the cold start to its first refusal
 	searched     bool          // a rate search has started since
+	coldSearch   bool          // the search is the one from the cold start
 
 	// The in-flight limit: window (0 for none), and the most requests
 	// accepted together since the last refusal.
@@ -417,6 +418,11 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 		if !l.coldEnd.IsZero() {
 			l.maxBurst = max(l.maxBurst, float64(l.coldAccepted))
 			l.refineBurst()
+			if l.phase == searching && l.coldSearch {
+				// A success slower than the refusal: the search starts
+				// from what the cold start got through, this included.
+				l.base = max(l.base, l.coldBase())
+			}
 		}
 	}
 	if l.window > 0 && !l.sure {
@@ -596,7 +602,13 @@ func (l *learner) burstSpent(sent time.Time) bool {
 // searchFromCold starts the first search for a rate, from what the cold
 // start got through spread over its length and a lead.
 func (l *learner) searchFromCold(now time.Time) {
-	l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+	l.startSearch(now, l.coldBase())
+	l.coldSearch = true
+}
+
+// coldBase is the rate a search from the cold start starts at.
+func (l *learner) coldBase() float64 {
+	return float64(l.coldAccepted) / (l.coldSpan + searchLead).Seconds()
 }
 
 // searchRefused ends a search refused at rate r, with estimate est, of a
@@ -727,7 +739,7 @@ func searchRate(base float64, d time.Duration) float64 {
 
 func (l *learner) startSearch(now time.Time, base float64) {
 	l.phase, l.phaseAt, l.base = searching, now, max(base, l.floor)
-	l.searched = true
+	l.searched, l.coldSearch = true, false
 }
 
 func (l *learner) startHold(now time.Time, limit float64) {

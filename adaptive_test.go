@@ -52,3 +52,30 @@ func TestLearnerClockRunsWhileBound(t *testing.T) {
 		t.Errorf("rate after 300ms bound = %.1f, want %.1f", r, want)
 	}
 }
+
+// The search that follows the cold start starts from what the cold start
+// got through, counting successes that are answered after its refusal.
+func TestLearnerColdSearchCountsLateAnswers(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.left(at(0))
+	l.accepted(at(10), at(0), 1)
+	l.left(at(10))
+	l.left(at(10))
+	l.refused(at(10), at(10), 2, false) // refusals come back at once
+	if l.phase != searching {
+		t.Fatalf("phase %d after the cold start's refusal, want searching", l.phase)
+	}
+	before := l.base
+	l.accepted(at(20), at(10), 2) // the other of the last round, served
+	coldSpan := 10 * time.Millisecond
+	if want := 2 / (coldSpan + searchLead).Seconds(); math.Abs(l.base-want) > want/100 || l.base <= before {
+		t.Errorf("search base %.2f/s (%.2f/s before the late answer), want %.2f/s", l.base, before, want)
+	}
+	// Once the search is refused, late answers of the cold start no
+	// longer move its base.
+	l.startSearch(at(30), 1)
+	l.accepted(at(40), at(10), 2)
+	if l.base != 1 {
+		t.Errorf("base of a later search moved to %.2f/s by a cold answer", l.base)
+	}
+}
