@@ -503,6 +503,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
+	ceil := l.refillBound(sent, prevRefusal)
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
 	switch l.phase {
@@ -511,18 +512,18 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		case !l.searched:
 			l.searchFromCold(now)
 		case est > 0:
-			l.startHold(now, est)
+			l.startHold(now, min(est, ceil))
 		default:
 			// Unlimited for a while and refused: search from what got
 			// through recently.
-			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
+			l.startSearch(now, min(max(l.sends.rate(sent, time.Second), l.limit*refusalCut), ceil))
 		}
 	case searching:
-		l.searchRefused(now, sent, prevRefusal, r, est)
+		l.searchRefused(now, sent, prevRefusal, r, est, ceil)
 	case climbing:
-		l.climbRefused(now, sent, r, est)
+		l.climbRefused(now, sent, r, est, ceil)
 	case holding:
-		l.holdRefused(now, sent, prevRefusal, r)
+		l.holdRefused(now, sent, prevRefusal, r, ceil)
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
@@ -611,17 +612,19 @@ func (l *learner) coldBase() float64 {
 	return float64(l.coldAccepted) / (l.coldSpan + searchLead).Seconds()
 }
 
-// searchRefused ends a search refused at rate r, with estimate est, of a
-// request sent at sent; prev is the refusal before.
-func (l *learner) searchRefused(now, sent, prev time.Time, r, est float64) {
+// searchRefused ends a search refused at rate r, with estimate est and
+// ceiling ceil (refillBound), of a request sent at sent; prev is the
+// refusal before.
+func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64) {
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the
 		// rate the search was refused at is not far above the limit (it
-		// doubles at most every searchDoubling).
-		est = max(est, r/2)
+		// doubles at most every searchDoubling), unless the ceiling shows
+		// it was.
+		est = min(max(est, r/2), ceil)
 	}
 	if est <= 0 {
-		l.startSearch(now, r/2)
+		l.startSearch(now, min(r/2, ceil))
 		return
 	}
 	l.startHold(now, est)
@@ -638,8 +641,11 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est float64) {
 // coarse, and the edge itself says more: a slow climb is refused soon after
 // it passes the limit. A climb that found nothing new makes the next hold
 // longer.
-func (l *learner) climbRefused(now, sent time.Time, r, est float64) {
-	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+//
+// A rate at or above the ceiling ceil (refillBound) is no edge: the climb
+// was refused well past the limit, and only the estimate counts.
+func (l *learner) climbRefused(now, sent time.Time, r, est, ceil float64) {
+	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples && r*edgeShare < ceil {
 		est = max(est, r*edgeShare)
 	}
 	if est <= l.limit*1.02 {
@@ -651,9 +657,10 @@ func (l *learner) climbRefused(now, sent time.Time, r, est float64) {
 }
 
 // holdRefused handles a refusal while holding at rate r, of a request sent
-// at sent; prev is the refusal before.
-func (l *learner) holdRefused(now, sent, prev time.Time, r float64) {
-	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) {
+// at sent; prev is the refusal before, ceil the ceiling it proves
+// (refillBound).
+func (l *learner) holdRefused(now, sent, prev time.Time, r, ceil float64) {
+	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) && r <= ceil {
 		// Refused in the burst that followed a long closure: the burst,
 		// not the rate, was too much. What got through since the opening
 		// (and the probe that opened the gate) is what the server's
@@ -673,7 +680,32 @@ func (l *learner) holdRefused(now, sent, prev time.Time, r float64) {
 	}
 	l.regime = sent
 	l.hold = minHold
-	l.startHold(now, cut)
+	l.startHold(now, min(cut, ceil))
+}
+
+// refillBound returns an upper bound on the server's rate that the refusal
+// of a request sent at sent proves, prev being the refusal before it, or
+// +Inf. The bucket was empty at both, so what it refilled between them was
+// taken by the requests accepted meanwhile, with less than one to spare;
+// unless it filled up meanwhile and wasted some refill, which it cannot
+// have done if fewer were accepted than the burst the cold start proved
+// (what it got through, less what the bound refilled while it lasted).
+func (l *learner) refillBound(sent, prev time.Time) float64 {
+	w := sent.Sub(prev)
+	if prev.IsZero() || l.coldEnd.IsZero() || w < minWindow {
+		return math.Inf(1)
+	}
+	// Every request that left between them and was not refused counts,
+	// those still unanswered too.
+	k, ok := l.sends.count(prev.Add(-slotWidth), sent)
+	if !ok {
+		k = max(l.leftSinceRefusal, l.sinceRefusal)
+	}
+	u := float64(k+1) / w.Seconds()
+	if float64(k+1) >= float64(l.coldAccepted)-u*l.coldSpan.Seconds() {
+		return math.Inf(1) // the bucket may have filled
+	}
+	return u
 }
 
 // estimate returns the best lower bound on the server's rate that the

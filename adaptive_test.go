@@ -79,3 +79,39 @@ func TestLearnerColdSearchCountsLateAnswers(t *testing.T) {
 		t.Errorf("base of a later search moved to %.2f/s by a cold answer", l.base)
 	}
 }
+
+// refillBound: two refusals w apart with k accepted between prove a rate
+// below (k+1)/w, unless the bucket could have filled up meanwhile (k+1 not
+// below the burst the cold start proved).
+func TestLearnerRefillBound(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		coldAccepted int
+		coldSpan     time.Duration
+		accepted     int     // sends accepted between the refusals
+		w            float64 // ms between the refusals
+		want         float64
+	}{
+		{"big burst, slow refill", 60, 6 * time.Second, 2, 2400, 3 / 2.4},
+		{"nothing between", 60, 6 * time.Second, 0, 500, 1 / 0.5},
+		{"bucket may have filled", 3, 10 * time.Millisecond, 2, 1000, math.Inf(1)},
+		{"burst spent by its refill", 60, 6 * time.Second, 40, 2000, math.Inf(1)},
+		{"too short to measure", 60, 6 * time.Second, 0, 20, math.Inf(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd, l.coldAccepted, l.coldSpan = at(0), tc.coldAccepted, tc.coldSpan
+			prev := at(100)
+			for i := range tc.accepted {
+				sent := prev.Add(time.Duration(float64(i+1) / float64(tc.accepted+1) * tc.w * float64(time.Millisecond)))
+				l.left(sent)
+			}
+			end := prev.Add(time.Duration(tc.w * float64(time.Millisecond)))
+			l.left(end)
+			l.sends.add(end, -1) // the refused request
+			if got := l.refillBound(end, prev); math.Abs(got-tc.want) > 1e-9 && !(math.IsInf(got, 1) && math.IsInf(tc.want, 1)) {
+				t.Errorf("refillBound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
