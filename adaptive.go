@@ -210,6 +210,7 @@ type learner struct {
 	// limit: windows that start before it mix an old limit with a new one.
 	regime time.Time
 	sends  slotRing
+	recent sendLog // the last few sends, for slow rates
 
 	// A refusal's estimate is made at once from the answers that have
 	// arrived, and made again once the answers of the requests that left
@@ -398,6 +399,7 @@ func (l *learner) closed() { l.gateClosed = true }
 // accepted records that a request sent at sent, when inFlight requests (it
 // included) were out, was served.
 func (l *learner) accepted(now, sent time.Time, inFlight int) {
+	l.recent.mark(sent, sendAccepted)
 	if sent.After(l.refusedAt) {
 		l.sinceRefusal++
 	}
@@ -442,12 +444,16 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 // back was most likely let through.
 func (l *learner) left(now time.Time) {
 	l.sends.add(now, 1)
+	l.recent.add(now)
 	l.leftSinceRefusal++
 }
 
 // unanswered records that a request sent at sent was not accepted after
 // all (an overloaded answer, a transport error).
-func (l *learner) unanswered(sent time.Time) { l.sends.add(sent, -1) }
+func (l *learner) unanswered(sent time.Time) {
+	l.sends.add(sent, -1)
+	l.recent.mark(sent, sendRefused)
+}
 
 // A refusal is what the learner made of one: explained by a concurrency
 // cap (the rate is untouched, the in-flight limit holds the others), or by a
@@ -464,6 +470,7 @@ type refusal struct{ concurrency, spent bool }
 // of the way, it shows that the limit is a rate, not a cap.
 func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
 	l.sends.add(sent, -1)
+	l.recent.mark(sent, sendRefused)
 	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
 		// A refusal of the cold start's last round, answered after its
 		// first: that request was counted in the burst.
@@ -724,6 +731,7 @@ func (l *learner) estimate(now, sent, prev time.Time, since int) float64 {
 	}
 	if l.maxBurst > 0 {
 		best = max(best, l.sends.bestRate(sent, l.maxBurst, l.regime))
+		best = max(best, l.recent.bestRate(sent, l.regime, l.maxBurst, minWindow))
 	}
 	return best
 }

@@ -115,3 +115,69 @@ func TestLearnerRefillBound(t *testing.T) {
 		})
 	}
 }
+
+// sendLog.bestRate: n accepted sends within w of each other, at most burst
+// of them from the bucket, prove a refill of n-burst in w.
+func TestSendLogBestRate(t *testing.T) {
+	type send struct {
+		ms    float64
+		state sendState
+	}
+	ok := func(ms ...float64) []send {
+		var s []send
+		for _, m := range ms {
+			s = append(s, send{m, sendAccepted})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		sends []send
+		end   float64 // ms: the refused send
+		from  float64 // ms: the regime's start
+		burst float64
+		want  float64
+	}{
+		// A search at 5/s, burst 1: the last two accepted sends, 200ms
+		// apart, needed a unit refilled between them.
+		{"slow search", ok(280, 540, 740), 888, 0, 1, 1 / 0.2},
+		{"burst of two", ok(280, 540, 740), 888, 0, 2, 1 / 0.46},
+		{"a refusal between", append(ok(280, 540), send{640, sendRefused}, send{740, sendAccepted}), 888, 0, 1, 1 / 0.2},
+		{"an answer not in yet", append(ok(280, 540), send{740, sendOut}), 888, 0, 1, 1 / 0.26},
+		{"sends after the refused one", ok(280, 540, 740, 900), 888, 0, 1, 1 / 0.2},
+		{"regime starts later", ok(280, 540, 740), 888, 500, 2, 0},
+		{"too close to measure", ok(700, 710), 888, 0, 1, 0},
+		{"none", nil, 888, 0, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s sendLog
+			for _, x := range tc.sends {
+				s.add(at(x.ms))
+			}
+			for _, x := range tc.sends {
+				if x.state != sendOut {
+					s.mark(at(x.ms), x.state)
+				}
+			}
+			got := s.bestRate(at(tc.end), at(tc.from), tc.burst, minWindow)
+			if math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("bestRate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A sendLog keeps the last recentCount sends: older ones fall out, and
+// marking one no longer held changes nothing.
+func TestSendLogWraps(t *testing.T) {
+	var s sendLog
+	for i := range 3 * recentCount {
+		s.add(at(float64(100 * i)))
+		s.mark(at(float64(100*i)), sendAccepted)
+	}
+	s.mark(at(0), sendRefused) // long gone
+	// recentCount sends 100ms apart, burst 1: (n-1)/w = 10/s exactly.
+	if got := s.bestRate(at(1e6), at(0), 1, minWindow); math.Abs(got-10) > 1e-9 {
+		t.Errorf("bestRate = %v, want 10", got)
+	}
+}
