@@ -34,8 +34,13 @@ const (
 
 	// holdRequests: a slow limit holds at least as long as this many
 	// requests take, so that a climb's refusal is one in a good many
-	// requests at any rate.
-	holdRequests = 20
+	// requests at any rate (a fiftieth at most, a third of what refusals
+	// may cost in all).
+	holdRequests = 50
+
+	// maxQuietClimbs: each climb in a row that found no higher limit
+	// doubles the requests a hold lasts, up to this many times.
+	maxQuietClimbs = 3
 
 	// climbGain shapes the climb past a held estimate: after x seconds the
 	// rate is the estimate times 1 + climbGain·x², slow at first, where the
@@ -198,6 +203,10 @@ type learner struct {
 	// assume no more than this was in the bucket when a window began.
 	maxBurst float64
 	hold     time.Duration
+	// quietClimbs counts the climbs in a row that found no higher limit.
+	quietClimbs uint8
+	// cut: the estimate held was cut by a refusal below it.
+	cut bool
 
 	// The refusal the delivery-rate bound counts from, and what has been
 	// accepted since (requests that left after it).
@@ -319,7 +328,13 @@ func (l *learner) advance(now time.Time) {
 	l.advancedAt = now
 	switch l.phase {
 	case holding:
-		if now.Sub(l.phaseAt) >= max(l.hold, costlyHold*l.cost, l.perRequests(holdRequests)) {
+		hold := max(l.hold, costlyHold*l.cost)
+		if !l.cut {
+			// After a cut the limit is in doubt, and a climb worth its
+			// cost: the capacity another client took may be free again.
+			hold = max(hold, l.perRequests(holdRequests*float64(int(1)<<l.quietClimbs)))
+		}
+		if now.Sub(l.phaseAt) >= hold {
 			l.phase, l.phaseAt = climbing, now
 		}
 	case climbing:
@@ -634,6 +649,10 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64)
 		l.startSearch(now, min(r/2, ceil))
 		return
 	}
+	if l.limit > 0 {
+		// A climb that outgrew the estimate and searched on.
+		l.climbEnded(est > l.limit*1.02)
+	}
 	l.startHold(now, est)
 	l.refineBurst()
 	if sent.Sub(prev) < time.Second/2 {
@@ -655,11 +674,7 @@ func (l *learner) climbRefused(now, sent time.Time, r, est, ceil float64) {
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples && r*edgeShare < ceil {
 		est = max(est, r*edgeShare)
 	}
-	if est <= l.limit*1.02 {
-		l.hold = min(2*l.hold, maxHold)
-	} else {
-		l.hold = minHold
-	}
+	l.climbEnded(est > l.limit*1.02)
 	l.startHold(now, max(est, l.limit))
 }
 
@@ -686,8 +701,21 @@ func (l *learner) holdRefused(now, sent, prev time.Time, r, ceil float64) {
 		cut = min(cut, float64(l.sinceRefusal+1)/w.Seconds())
 	}
 	l.regime = sent
-	l.hold = minHold
+	l.climbEnded(true)
 	l.startHold(now, min(cut, ceil))
+	l.cut = true
+}
+
+// climbEnded records whether the climb that just ended found the limit
+// moved: one that found nothing new makes the next hold longer, in time up
+// to maxHold and, at slow rates, in requests.
+func (l *learner) climbEnded(moved bool) {
+	if moved {
+		l.hold, l.quietClimbs = minHold, 0
+		return
+	}
+	l.hold = min(2*l.hold, maxHold)
+	l.quietClimbs = min(l.quietClimbs+1, maxQuietClimbs)
 }
 
 // refillBound returns an upper bound on the server's rate that the refusal
@@ -786,6 +814,7 @@ func (l *learner) startHold(now time.Time, limit float64) {
 	l.limit = max(limit, l.floor)
 	l.peak = max(l.peak, l.limit)
 	l.phase, l.phaseAt = holding, now
+	l.cut = false
 }
 
 // trusted reports whether headers stated the limits recently enough that

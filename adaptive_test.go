@@ -181,3 +181,57 @@ func TestSendLogWraps(t *testing.T) {
 		t.Errorf("bestRate = %v, want 10", got)
 	}
 }
+
+// A hold lasts minHold, or holdRequests requests at the estimate when that
+// is longer, doubled for each climb in a row that found nothing new; after
+// a cut (the limit fell, or is shared now) it lasts minHold alone.
+func TestLearnerHold(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		limit     float64
+		quiet     int // climbs in a row that found nothing new
+		cut       bool
+		climbsAt  time.Duration
+		holdsPast time.Duration
+	}{
+		{"fast limit", 100, 0, false, minHold, minHold - time.Millisecond},
+		{"slow limit", 5, 0, false, 10 * time.Second, 9 * time.Second},
+		{"slow limit, one quiet climb", 5, 1, false, 20 * time.Second, 19 * time.Second},
+		{"slow limit, many quiet climbs", 5, 10, false, 80 * time.Second, 79 * time.Second},
+		{"slow limit, cut", 5, 0, true, minHold, minHold - time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			for range tc.quiet {
+				l.climbEnded(false)
+			}
+			if tc.cut {
+				l.climbEnded(true) // as holdRefused does
+			}
+			l.startHold(at(0), tc.limit)
+			l.cut = tc.cut
+			l.advance(at(0).Add(tc.holdsPast))
+			if l.phase != holding {
+				t.Fatalf("climbing after %v, want holding until %v", tc.holdsPast, tc.climbsAt)
+			}
+			l.advance(at(0).Add(tc.climbsAt))
+			if l.phase != climbing {
+				t.Errorf("phase %d after %v, want climbing", l.phase, tc.climbsAt)
+			}
+		})
+	}
+}
+
+// A climb that finds the limit moved resets the hold; a cut does too.
+func TestLearnerClimbEnded(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.climbEnded(false)
+	l.climbEnded(false)
+	if l.hold != maxHold || l.quietClimbs != 2 {
+		t.Errorf("after two quiet climbs: hold %v, quiet %d; want %v, 2", l.hold, l.quietClimbs, maxHold)
+	}
+	l.climbEnded(true)
+	if l.hold != minHold || l.quietClimbs != 0 {
+		t.Errorf("after a climb that moved: hold %v, quiet %d; want %v, 0", l.hold, l.quietClimbs, minHold)
+	}
+}
