@@ -192,7 +192,11 @@ type learner struct {
 	floor  float64 // no rate is ever set below this
 	stated float64 // the caller's rate (WithRate); 0 when none
 
-	phase   phase
+	phase phase
+	// quietClimbs counts the climbs in a row that found no higher limit.
+	quietClimbs uint8
+	// cut: the estimate held was cut by a refusal below it.
+	cut     bool
 	phaseAt time.Time // when the phase began
 	base    float64   // the search's starting rate, or the rate held or climbed from
 	limit   float64   // the estimate of the server's rate; 0 while unknown
@@ -203,10 +207,6 @@ type learner struct {
 	// assume no more than this was in the bucket when a window began.
 	maxBurst float64
 	hold     time.Duration
-	// quietClimbs counts the climbs in a row that found no higher limit.
-	quietClimbs uint8
-	// cut: the estimate held was cut by a refusal below it.
-	cut bool
 
 	// The refusal the delivery-rate bound counts from, and what has been
 	// accepted since (requests that left after it).
@@ -265,6 +265,8 @@ type learner struct {
 	// probe was refused with the others out of the way. The limit is a
 	// rate then, and no cap is inferred from later refusals.
 	rateSeen bool
+	// gateClosed: the gate is closed, so the rate holds nobody back.
+	gateClosed bool
 
 	headersAt time.Time // when headers last stated the limits
 
@@ -272,7 +274,6 @@ type learner struct {
 	openedAt    time.Time     // when the gate last opened after a long closure
 	sinceOpened int           // requests accepted that left since
 	boundAt     time.Time     // when the rate last held a request back
-	gateClosed  bool          // the gate is closed: the rate holds nobody back
 	advancedAt  time.Time     // when advance last ran
 }
 

@@ -42,19 +42,18 @@ const maxEarlyDelay = 10 * time.Second
 //
 // A gate is guarded by its partition's mutex; times are passed in.
 type gate struct {
-	closed   bool
-	closedAt time.Time // when it last closed
-	openedAt time.Time // when it last opened
-	until    time.Time // the server's ceiling
-	probeAt  time.Time // the earliest the next probe may leave
-	failed   int       // probes refused since it closed
-
-	probeOut   bool // a probe is unanswered
-	probeSent  time.Time
-	probeEarly bool // that probe left before the ceiling
+	closed bool
 	// refillProbe: the first probe of this closing waits for the
 	// estimated refill time, not for the ceiling.
 	refillProbe bool
+	probeOut    bool      // a probe is unanswered
+	probeEarly  bool      // that probe left before the ceiling
+	closedAt    time.Time // when it last closed
+	openedAt    time.Time // when it last opened
+	until       time.Time // the server's ceiling
+	probeAt     time.Time // the earliest the next probe may leave
+	failed      int       // probes refused since it closed
+	probeSent   time.Time // when the last probe left
 
 	// The delays, from a closing, after which a probe was refused
 	// (tooEarly) and served (lateEnough); 0 while unknown.

@@ -79,7 +79,7 @@ func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
 }
 
 // recentCount is how many sends a sendLog keeps.
-const recentCount = 16
+const recentCount = 6
 
 // A sendLog keeps the times of the last recentCount sends and what became
 // of them. At slow rates the slot ring's counts are too small to measure a
@@ -88,7 +88,7 @@ const recentCount = 16
 type sendLog struct {
 	at    [recentCount]int64 // send times, Unix nanoseconds; 0 for none
 	state [recentCount]sendState
-	next  int // where the next send goes
+	next  uint8 // where the next send goes
 }
 
 type sendState uint8
@@ -109,7 +109,7 @@ func (s *sendLog) add(t time.Time) {
 func (s *sendLog) mark(t time.Time, st sendState) {
 	at := t.UnixNano()
 	for i := range recentCount {
-		j := (s.next - 1 - i + 2*recentCount) % recentCount
+		j := (int(s.next) - 1 - i + 2*recentCount) % recentCount
 		if s.at[j] == at && s.state[j] == sendOut {
 			s.state[j] = st
 			return
@@ -128,7 +128,7 @@ func (s *sendLog) bestRate(end, from time.Time, burst float64, minSpan time.Dura
 	last := int64(0) // the latest accepted send before end
 	n, best := 0, 0.0
 	for i := range recentCount {
-		j := (s.next - 1 - i + 2*recentCount) % recentCount
+		j := (int(s.next) - 1 - i + 2*recentCount) % recentCount
 		at := s.at[j]
 		if at == 0 || at < f {
 			break
