@@ -159,24 +159,37 @@ const (
 //
 // The model is a token bucket of unknown size B refilled at an unknown rate
 // L. Every refusal says the bucket was empty when the refused request
-// arrived, and every accepted request used a unit that was there. Two facts
-// follow, whatever the pattern of sending:
+// arrived, and every accepted request used a unit that was there. Three
+// facts follow, whatever the pattern of sending:
 //
 //   - after a refusal at time r, the n requests accepted by time a took units
 //     refilled since r, so L ≥ (n-1)/(a-r): the delivery rate since a refusal
 //     is a lower bound on the limit;
-//   - any window of w seconds that ends at a refusal holds at most B + L·w
-//     accepted requests, so L ≥ (k-B)/w for the k accepted in it.
+//   - any window of w seconds holds at most B + L·w accepted requests, so
+//     L ≥ (k-B)/w for the k accepted in it: counted in slots over windows
+//     that end at a refusal, and from the exact times of the last few sends
+//     at slow rates, where counts are too small;
+//   - between two refusals w apart, the bucket refilled no more than the k
+//     requests accepted meanwhile took, and less than one unit more, so
+//     L < (k+1)/w, as long as k+1 is less than the burst the cold start
+//     proved (else the bucket may have filled and wasted refill): an upper
+//     bound (refillBound), which caps every guess above the lower bounds.
 //
 // The learner sends at sendMargin times the best lower bound (holding),
 // then climbs past it, slowly at first, so that a raised limit is found
-// again; the next refusal sets the estimate anew. A refusal met at or below
+// again; the next refusal sets the estimate anew. A hold lasts at least
+// minHold, and at slow rates holdRequests requests, doubled after each climb
+// in a row that found nothing new, so that climbs cost few refusals per
+// request. A refusal met at or below
 // the estimate means the limit fell, or that another client now shares it:
-// the rate is cut by refusalCut and measured again from there. Before any
+// the rate is cut by refusalCut and measured again from there, and the
+// hold that follows lasts minHold alone. Before any
 // estimate exists (the first refusal after a cold start), the rate starts
 // from what the cold start got through and doubles until the server refuses
 // (searching), as TCP's slow start does, but by the clock, not per round
-// trip, so that it works the same for fast and slow answers.
+// trip, so that it works the same for fast and slow answers. A search's or
+// a climb's clock runs only while the rate holds requests back: not while
+// the gate does, nor while there is little to send.
 //
 // An in-flight limit is learned alongside: a refusal of a request that left
 // while more requests were in flight than had ever been accepted together
