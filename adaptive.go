@@ -34,8 +34,13 @@ const (
 
 	// holdRequests: a slow limit holds at least as long as this many
 	// requests take, so that a climb's refusal is one in a good many
-	// requests at any rate.
-	holdRequests = 20
+	// requests at any rate (a fiftieth at most, a third of what refusals
+	// may cost in all).
+	holdRequests = 50
+
+	// maxQuietClimbs: each climb in a row that found no higher limit
+	// doubles the requests a hold lasts, up to this many times.
+	maxQuietClimbs = 3
 
 	// climbGain shapes the climb past a held estimate: after x seconds the
 	// rate is the estimate times 1 + climbGain·x², slow at first, where the
@@ -154,24 +159,37 @@ const (
 //
 // The model is a token bucket of unknown size B refilled at an unknown rate
 // L. Every refusal says the bucket was empty when the refused request
-// arrived, and every accepted request used a unit that was there. Two facts
-// follow, whatever the pattern of sending:
+// arrived, and every accepted request used a unit that was there. Three
+// facts follow, whatever the pattern of sending:
 //
 //   - after a refusal at time r, the n requests accepted by time a took units
 //     refilled since r, so L ≥ (n-1)/(a-r): the delivery rate since a refusal
 //     is a lower bound on the limit;
-//   - any window of w seconds that ends at a refusal holds at most B + L·w
-//     accepted requests, so L ≥ (k-B)/w for the k accepted in it.
+//   - any window of w seconds holds at most B + L·w accepted requests, so
+//     L ≥ (k-B)/w for the k accepted in it: counted in slots over windows
+//     that end at a refusal, and from the exact times of the last few sends
+//     at slow rates, where counts are too small;
+//   - between two refusals w apart, the bucket refilled no more than the k
+//     requests accepted meanwhile took, and less than one unit more, so
+//     L < (k+1)/w, as long as k+1 is less than the burst the cold start
+//     proved (else the bucket may have filled and wasted refill): an upper
+//     bound (refillBound), which caps every guess above the lower bounds.
 //
 // The learner sends at sendMargin times the best lower bound (holding),
 // then climbs past it, slowly at first, so that a raised limit is found
-// again; the next refusal sets the estimate anew. A refusal met at or below
+// again; the next refusal sets the estimate anew. A hold lasts at least
+// minHold, and at slow rates holdRequests requests, doubled after each climb
+// in a row that found nothing new, so that climbs cost few refusals per
+// request. A refusal met at or below
 // the estimate means the limit fell, or that another client now shares it:
-// the rate is cut by refusalCut and measured again from there. Before any
+// the rate is cut by refusalCut and measured again from there, and the
+// hold that follows lasts minHold alone. Before any
 // estimate exists (the first refusal after a cold start), the rate starts
 // from what the cold start got through and doubles until the server refuses
 // (searching), as TCP's slow start does, but by the clock, not per round
-// trip, so that it works the same for fast and slow answers.
+// trip, so that it works the same for fast and slow answers. A search's or
+// a climb's clock runs only while the rate holds requests back: not while
+// the gate does, nor while there is little to send.
 //
 // An in-flight limit is learned alongside: a refusal of a request that left
 // while more requests were in flight than had ever been accepted together
@@ -187,7 +205,11 @@ type learner struct {
 	floor  float64 // no rate is ever set below this
 	stated float64 // the caller's rate (WithRate); 0 when none
 
-	phase   phase
+	phase phase
+	// quietClimbs counts the climbs in a row that found no higher limit.
+	quietClimbs uint8
+	// cut: the estimate held was cut by a refusal below it.
+	cut     bool
 	phaseAt time.Time // when the phase began
 	base    float64   // the search's starting rate, or the rate held or climbed from
 	limit   float64   // the estimate of the server's rate; 0 while unknown
@@ -211,6 +233,7 @@ type learner struct {
 	// limit: windows that start before it mix an old limit with a new one.
 	regime time.Time
 	sends  slotRing
+	recent sendLog // the last few sends, for slow rates
 
 	// A refusal's estimate is made at once from the answers that have
 	// arrived, and made again once the answers of the requests that left
@@ -235,6 +258,7 @@ type learner struct {
 	coldAccepted int
 	coldSpan     time.Duration // from the cold start to its first refusal
 	searched     bool          // a rate search has started since
+	coldSearch   bool          // the search is the one from the cold start
 
 	// The in-flight limit: window (0 for none), and the most requests
 	// accepted together since the last refusal.
@@ -255,6 +279,8 @@ type learner struct {
 	// probe was refused with the others out of the way. The limit is a
 	// rate then, and no cap is inferred from later refusals.
 	rateSeen bool
+	// gateClosed: the gate is closed, so the rate holds nobody back.
+	gateClosed bool
 
 	headersAt time.Time // when headers last stated the limits
 
@@ -317,7 +343,13 @@ func (l *learner) advance(now time.Time) {
 	l.advancedAt = now
 	switch l.phase {
 	case holding:
-		if now.Sub(l.phaseAt) >= max(l.hold, costlyHold*l.cost, l.perRequests(holdRequests)) {
+		hold := max(l.hold, costlyHold*l.cost)
+		if !l.cut {
+			// After a cut the limit is in doubt, and a climb worth its
+			// cost: the capacity another client took may be free again.
+			hold = max(hold, l.perRequests(holdRequests*float64(int(1)<<l.quietClimbs)))
+		}
+		if now.Sub(l.phaseAt) >= hold {
 			l.phase, l.phaseAt = climbing, now
 		}
 	case climbing:
@@ -364,6 +396,7 @@ func (l *learner) perRequests(n float64) time.Duration {
 // The delivery rate is not measured across a closed gate: the server's
 // bucket refilled meanwhile, up to its burst, and none of it was used.
 func (l *learner) reopened(now time.Time, d time.Duration) {
+	l.gateClosed = false
 	l.cost = max(l.cost/2, d)
 	if d > longClosure {
 		l.openedAt, l.sinceOpened = now, 0
@@ -381,11 +414,22 @@ func (l *learner) slowed(d time.Duration) time.Duration {
 // bound records that the rate holds a request back until until: searches
 // and climbs advance only while it does, so that a rate nobody sends at (the
 // window binds, or there is little to send) does not grow out of reach.
-func (l *learner) bound(until time.Time) { l.boundAt = latest(l.boundAt, until) }
+//
+// While the gate is closed, the budget's waits are the gate's, not the
+// rate's: they do not count.
+func (l *learner) bound(until time.Time) {
+	if !l.gateClosed {
+		l.boundAt = latest(l.boundAt, until)
+	}
+}
+
+// closed records that the gate closed.
+func (l *learner) closed() { l.gateClosed = true }
 
 // accepted records that a request sent at sent, when inFlight requests (it
 // included) were out, was served.
 func (l *learner) accepted(now, sent time.Time, inFlight int) {
+	l.recent.mark(sent, sendAccepted)
 	if sent.After(l.refusedAt) {
 		l.sinceRefusal++
 	}
@@ -406,6 +450,11 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 		if !l.coldEnd.IsZero() {
 			l.maxBurst = max(l.maxBurst, float64(l.coldAccepted))
 			l.refineBurst()
+			if l.phase == searching && l.coldSearch {
+				// A success slower than the refusal: the search starts
+				// from what the cold start got through, this included.
+				l.base = max(l.base, l.coldBase())
+			}
 		}
 	}
 	if l.window > 0 && !l.sure {
@@ -425,12 +474,16 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 // back was most likely let through.
 func (l *learner) left(now time.Time) {
 	l.sends.add(now, 1)
+	l.recent.add(now)
 	l.leftSinceRefusal++
 }
 
 // unanswered records that a request sent at sent was not accepted after
 // all (an overloaded answer, a transport error).
-func (l *learner) unanswered(sent time.Time) { l.sends.add(sent, -1) }
+func (l *learner) unanswered(sent time.Time) {
+	l.sends.add(sent, -1)
+	l.recent.mark(sent, sendRefused)
+}
 
 // A refusal is what the learner made of one: explained by a concurrency
 // cap (the rate is untouched, the in-flight limit holds the others), or by a
@@ -447,6 +500,7 @@ type refusal struct{ concurrency, spent bool }
 // of the way, it shows that the limit is a rate, not a cap.
 func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
 	l.sends.add(sent, -1)
+	l.recent.mark(sent, sendRefused)
 	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
 		// A refusal of the cold start's last round, answered after its
 		// first: that request was counted in the burst.
@@ -486,6 +540,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 
 	r := l.rate(now)
 	est := l.estimate(now, sent, prevRefusal, l.sinceRefusal)
+	ceil := l.refillBound(sent, prevRefusal)
 	l.refine.active, l.refine.end, l.refine.prev, l.refine.at = true, sent, prevRefusal, now
 	l.refine.count, l.refine.ceiling = l.sinceRefusal, r
 	switch l.phase {
@@ -494,18 +549,18 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		case !l.searched:
 			l.searchFromCold(now)
 		case est > 0:
-			l.startHold(now, est)
+			l.startHold(now, min(est, ceil))
 		default:
 			// Unlimited for a while and refused: search from what got
 			// through recently.
-			l.startSearch(now, max(l.sends.rate(sent, time.Second), l.limit*refusalCut))
+			l.startSearch(now, min(max(l.sends.rate(sent, time.Second), l.limit*refusalCut), ceil))
 		}
 	case searching:
-		l.searchRefused(now, sent, prevRefusal, r, est)
+		l.searchRefused(now, sent, prevRefusal, r, est, ceil)
 	case climbing:
-		l.climbRefused(now, sent, r, est)
+		l.climbRefused(now, sent, r, est, ceil)
 	case holding:
-		l.holdRefused(now, sent, prevRefusal, r)
+		l.holdRefused(now, sent, prevRefusal, r, ceil)
 	case fixed:
 		l.base, l.phaseAt = max(r*refusalCut, l.floor), now
 	}
@@ -601,21 +656,33 @@ func (l *learner) burstSpent(sent time.Time) bool {
 // searchFromCold starts the first search for a rate, from what the cold
 // start got through spread over its length and a lead.
 func (l *learner) searchFromCold(now time.Time) {
-	l.startSearch(now, float64(l.coldAccepted)/(l.coldSpan+searchLead).Seconds())
+	l.startSearch(now, l.coldBase())
+	l.coldSearch = true
 }
 
-// searchRefused ends a search refused at rate r, with estimate est, of a
-// request sent at sent; prev is the refusal before.
-func (l *learner) searchRefused(now, sent, prev time.Time, r, est float64) {
+// coldBase is the rate a search from the cold start starts at.
+func (l *learner) coldBase() float64 {
+	return float64(l.coldAccepted) / (l.coldSpan + searchLead).Seconds()
+}
+
+// searchRefused ends a search refused at rate r, with estimate est and
+// ceiling ceil (refillBound), of a request sent at sent; prev is the
+// refusal before.
+func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64) {
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the
 		// rate the search was refused at is not far above the limit (it
-		// doubles at most every searchDoubling).
-		est = max(est, r/2)
+		// doubles at most every searchDoubling), unless the ceiling shows
+		// it was.
+		est = min(max(est, r/2), ceil)
 	}
 	if est <= 0 {
-		l.startSearch(now, r/2)
+		l.startSearch(now, min(r/2, ceil))
 		return
+	}
+	if l.limit > 0 {
+		// A climb that outgrew the estimate and searched on.
+		l.climbEnded(est > l.limit*1.02)
 	}
 	l.startHold(now, est)
 	l.refineBurst()
@@ -631,22 +698,22 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est float64) {
 // coarse, and the edge itself says more: a slow climb is refused soon after
 // it passes the limit. A climb that found nothing new makes the next hold
 // longer.
-func (l *learner) climbRefused(now, sent time.Time, r, est float64) {
-	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
+//
+// A rate at or above the ceiling ceil (refillBound) is no edge: the climb
+// was refused well past the limit, and only the estimate counts.
+func (l *learner) climbRefused(now, sent time.Time, r, est, ceil float64) {
+	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples && r*edgeShare < ceil {
 		est = max(est, r*edgeShare)
 	}
-	if est <= l.limit*1.02 {
-		l.hold = min(2*l.hold, maxHold)
-	} else {
-		l.hold = minHold
-	}
+	l.climbEnded(est > l.limit*1.02)
 	l.startHold(now, max(est, l.limit))
 }
 
 // holdRefused handles a refusal while holding at rate r, of a request sent
-// at sent; prev is the refusal before.
-func (l *learner) holdRefused(now, sent, prev time.Time, r float64) {
-	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) {
+// at sent; prev is the refusal before, ceil the ceiling it proves
+// (refillBound).
+func (l *learner) holdRefused(now, sent, prev time.Time, r, ceil float64) {
+	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) && r <= ceil {
 		// Refused in the burst that followed a long closure: the burst,
 		// not the rate, was too much. What got through since the opening
 		// (and the probe that opened the gate) is what the server's
@@ -665,8 +732,46 @@ func (l *learner) holdRefused(now, sent, prev time.Time, r float64) {
 		cut = min(cut, float64(l.sinceRefusal+1)/w.Seconds())
 	}
 	l.regime = sent
-	l.hold = minHold
-	l.startHold(now, cut)
+	l.climbEnded(true)
+	l.startHold(now, min(cut, ceil))
+	l.cut = true
+}
+
+// climbEnded records whether the climb that just ended found the limit
+// moved: one that found nothing new makes the next hold longer, in time up
+// to maxHold and, at slow rates, in requests.
+func (l *learner) climbEnded(moved bool) {
+	if moved {
+		l.hold, l.quietClimbs = minHold, 0
+		return
+	}
+	l.hold = min(2*l.hold, maxHold)
+	l.quietClimbs = min(l.quietClimbs+1, maxQuietClimbs)
+}
+
+// refillBound returns an upper bound on the server's rate that the refusal
+// of a request sent at sent proves, prev being the refusal before it, or
+// +Inf. The bucket was empty at both, so what it refilled between them was
+// taken by the requests accepted meanwhile, with less than one to spare;
+// unless it filled up meanwhile and wasted some refill, which it cannot
+// have done if fewer were accepted than the burst the cold start proved
+// (what it got through, less what the bound refilled while it lasted).
+func (l *learner) refillBound(sent, prev time.Time) float64 {
+	w := sent.Sub(prev)
+	if prev.IsZero() || l.coldEnd.IsZero() || w < minWindow {
+		return math.Inf(1)
+	}
+	// Every request that left between them and was not refused counts,
+	// those still unanswered too.
+	k, ok := l.sends.count(prev.Add(-slotWidth), sent)
+	if !ok {
+		k = max(l.leftSinceRefusal, l.sinceRefusal)
+	}
+	u := float64(k+1) / w.Seconds()
+	if float64(k+1) >= float64(l.coldAccepted)-u*l.coldSpan.Seconds() {
+		return math.Inf(1) // the bucket may have filled
+	}
+	return u
 }
 
 // estimate returns the best lower bound on the server's rate that the
@@ -685,6 +790,7 @@ func (l *learner) estimate(now, sent, prev time.Time, since int) float64 {
 	}
 	if l.maxBurst > 0 {
 		best = max(best, l.sends.bestRate(sent, l.maxBurst, l.regime))
+		best = max(best, l.recent.bestRate(sent, l.regime, l.maxBurst, minWindow))
 	}
 	return best
 }
@@ -732,13 +838,14 @@ func searchRate(base float64, d time.Duration) float64 {
 
 func (l *learner) startSearch(now time.Time, base float64) {
 	l.phase, l.phaseAt, l.base = searching, now, max(base, l.floor)
-	l.searched = true
+	l.searched, l.coldSearch = true, false
 }
 
 func (l *learner) startHold(now time.Time, limit float64) {
 	l.limit = max(limit, l.floor)
 	l.peak = max(l.peak, l.limit)
 	l.phase, l.phaseAt = holding, now
+	l.cut = false
 }
 
 // trusted reports whether headers stated the limits recently enough that

@@ -1,16 +1,246 @@
 package pacehttp
 
 import (
+	"math"
 	"testing"
 	"time"
 )
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// at returns t0 plus ms milliseconds.
+func at(ms float64) time.Time { return t0.Add(time.Duration(ms * float64(time.Millisecond))) }
+
+// A search or a climb advances only while the rate holds requests back; a
+// budget wait that spans a cool-down is the gate's, and must not let the
+// search run on while nothing is sent.
+func TestLearnerClockStopsWhileGateClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(l *learner, now time.Time)
+	}{
+		{"searching", func(l *learner, now time.Time) { l.startSearch(now, 50) }},
+		{"climbing", func(l *learner, now time.Time) {
+			l.startHold(now, 50)
+			l.phase, l.phaseAt = climbing, now
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			tc.start(&l, at(0))
+			before := l.rate(at(0))
+			l.closed()
+			l.bound(at(2000)) // a reservation that waits out the cool-down
+			l.reopened(at(2000), 2*time.Second)
+			l.advance(at(2000))
+			if r := l.rate(at(2000)); r > 1.01*before {
+				t.Errorf("rate after a 2s closure = %.1f, want about %.1f, as before it", r, before)
+			}
+		})
+	}
+}
+
+// The search's clock still runs while the rate holds requests back.
+func TestLearnerClockRunsWhileBound(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.startSearch(at(0), 50)
+	for ms := 10.0; ms <= 300; ms += 10 {
+		l.bound(at(ms + 10))
+		l.advance(at(ms))
+	}
+	if r, want := l.rate(at(300)), searchRate(50, 300*time.Millisecond); math.Abs(r-want) > want/100 {
+		t.Errorf("rate after 300ms bound = %.1f, want %.1f", r, want)
+	}
+}
+
+// The search that follows the cold start starts from what the cold start
+// got through, counting successes that are answered after its refusal.
+func TestLearnerColdSearchCountsLateAnswers(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.left(at(0))
+	l.accepted(at(10), at(0), 1)
+	l.left(at(10))
+	l.left(at(10))
+	l.refused(at(10), at(10), 2, false) // refusals come back at once
+	if l.phase != searching {
+		t.Fatalf("phase %d after the cold start's refusal, want searching", l.phase)
+	}
+	before := l.base
+	l.accepted(at(20), at(10), 2) // the other of the last round, served
+	coldSpan := 10 * time.Millisecond
+	if want := 2 / (coldSpan + searchLead).Seconds(); math.Abs(l.base-want) > want/100 || l.base <= before {
+		t.Errorf("search base %.2f/s (%.2f/s before the late answer), want %.2f/s", l.base, before, want)
+	}
+	// Once the search is refused, late answers of the cold start no
+	// longer move its base.
+	l.startSearch(at(30), 1)
+	l.accepted(at(40), at(10), 2)
+	if l.base != 1 {
+		t.Errorf("base of a later search moved to %.2f/s by a cold answer", l.base)
+	}
+}
+
+// refillBound: two refusals w apart with k accepted between prove a rate
+// below (k+1)/w, unless the bucket could have filled up meanwhile (k+1 not
+// below the burst the cold start proved).
+func TestLearnerRefillBound(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		coldAccepted int
+		coldSpan     time.Duration
+		accepted     int     // sends accepted between the refusals
+		w            float64 // ms between the refusals
+		want         float64
+	}{
+		{"big burst, slow refill", 60, 6 * time.Second, 2, 2400, 3 / 2.4},
+		{"nothing between", 60, 6 * time.Second, 0, 500, 1 / 0.5},
+		{"bucket may have filled", 3, 10 * time.Millisecond, 2, 1000, math.Inf(1)},
+		{"burst spent by its refill", 60, 6 * time.Second, 40, 2000, math.Inf(1)},
+		{"too short to measure", 60, 6 * time.Second, 0, 20, math.Inf(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd, l.coldAccepted, l.coldSpan = at(0), tc.coldAccepted, tc.coldSpan
+			prev := at(100)
+			for i := range tc.accepted {
+				sent := prev.Add(time.Duration(float64(i+1) / float64(tc.accepted+1) * tc.w * float64(time.Millisecond)))
+				l.left(sent)
+			}
+			end := prev.Add(time.Duration(tc.w * float64(time.Millisecond)))
+			l.left(end)
+			l.sends.add(end, -1) // the refused request
+			if got := l.refillBound(end, prev); math.Abs(got-tc.want) > 1e-9 && !(math.IsInf(got, 1) && math.IsInf(tc.want, 1)) {
+				t.Errorf("refillBound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// sendLog.bestRate: n accepted sends within w of each other, at most burst
+// of them from the bucket, prove a refill of n-burst in w.
+func TestSendLogBestRate(t *testing.T) {
+	type send struct {
+		ms    float64
+		state sendState
+	}
+	ok := func(ms ...float64) []send {
+		var s []send
+		for _, m := range ms {
+			s = append(s, send{m, sendAccepted})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		sends []send
+		end   float64 // ms: the refused send
+		from  float64 // ms: the regime's start
+		burst float64
+		want  float64
+	}{
+		// A search at 5/s, burst 1: the last two accepted sends, 200ms
+		// apart, needed a unit refilled between them.
+		{"slow search", ok(280, 540, 740), 888, 0, 1, 1 / 0.2},
+		{"burst of two", ok(280, 540, 740), 888, 0, 2, 1 / 0.46},
+		{"a refusal between", append(ok(280, 540), send{640, sendRefused}, send{740, sendAccepted}), 888, 0, 1, 1 / 0.2},
+		{"an answer not in yet", append(ok(280, 540), send{740, sendOut}), 888, 0, 1, 1 / 0.26},
+		{"sends after the refused one", ok(280, 540, 740, 900), 888, 0, 1, 1 / 0.2},
+		{"regime starts later", ok(280, 540, 740), 888, 500, 2, 0},
+		{"too close to measure", ok(700, 710), 888, 0, 1, 0},
+		{"none", nil, 888, 0, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s sendLog
+			for _, x := range tc.sends {
+				s.add(at(x.ms))
+			}
+			for _, x := range tc.sends {
+				if x.state != sendOut {
+					s.mark(at(x.ms), x.state)
+				}
+			}
+			got := s.bestRate(at(tc.end), at(tc.from), tc.burst, minWindow)
+			if math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("bestRate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A sendLog keeps the last recentCount sends: older ones fall out, and
+// marking one no longer held changes nothing.
+func TestSendLogWraps(t *testing.T) {
+	var s sendLog
+	for i := range 3 * recentCount {
+		s.add(at(float64(100 * i)))
+		s.mark(at(float64(100*i)), sendAccepted)
+	}
+	s.mark(at(0), sendRefused) // long gone
+	// recentCount sends 100ms apart, burst 1: (n-1)/w = 10/s exactly.
+	if got := s.bestRate(at(1e6), at(0), 1, minWindow); math.Abs(got-10) > 1e-9 {
+		t.Errorf("bestRate = %v, want 10", got)
+	}
+}
+
+// A hold lasts minHold, or holdRequests requests at the estimate when that
+// is longer, doubled for each climb in a row that found nothing new; after
+// a cut (the limit fell, or is shared now) it lasts minHold alone.
+func TestLearnerHold(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		limit     float64
+		quiet     int // climbs in a row that found nothing new
+		cut       bool
+		climbsAt  time.Duration
+		holdsPast time.Duration
+	}{
+		{"fast limit", 100, 0, false, minHold, minHold - time.Millisecond},
+		{"slow limit", 5, 0, false, 10 * time.Second, 9 * time.Second},
+		{"slow limit, one quiet climb", 5, 1, false, 20 * time.Second, 19 * time.Second},
+		{"slow limit, many quiet climbs", 5, 10, false, 80 * time.Second, 79 * time.Second},
+		{"slow limit, cut", 5, 0, true, minHold, minHold - time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			for range tc.quiet {
+				l.climbEnded(false)
+			}
+			if tc.cut {
+				l.climbEnded(true) // as holdRefused does
+			}
+			l.startHold(at(0), tc.limit)
+			l.cut = tc.cut
+			l.advance(at(0).Add(tc.holdsPast))
+			if l.phase != holding {
+				t.Fatalf("climbing after %v, want holding until %v", tc.holdsPast, tc.climbsAt)
+			}
+			l.advance(at(0).Add(tc.climbsAt))
+			if l.phase != climbing {
+				t.Errorf("phase %d after %v, want climbing", l.phase, tc.climbsAt)
+			}
+		})
+	}
+}
+
+// A climb that finds the limit moved resets the hold; a cut does too.
+func TestLearnerClimbEnded(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.climbEnded(false)
+	l.climbEnded(false)
+	if l.hold != maxHold || l.quietClimbs != 2 {
+		t.Errorf("after two quiet climbs: hold %v, quiet %d; want %v, 2", l.hold, l.quietClimbs, maxHold)
+	}
+	l.climbEnded(true)
+	if l.hold != minHold || l.quietClimbs != 0 {
+		t.Errorf("after a climb that moved: hold %v, quiet %d; want %v, 0", l.hold, l.quietClimbs, minHold)
+	}
+}
 
 // The refusals of one burst come back together, each of a request that left
 // a little after the one before, and before the first refusal was heard:
 // they are one sign of the limit. Counting each as news cut the rate once
 // per refusal, and over loopback the article's batch took 1.5x its bound.
 func TestLearnerOneBurstOfRefusalsIsOneSign(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const sent, served, rtt, gap = 32, 10, 2 * time.Millisecond, 10 * time.Microsecond
 	l := newLearner(t0, 0.1, 0, 0)
 	sentAt := func(i int) time.Time { return t0.Add(time.Duration(i) * gap) }

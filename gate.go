@@ -42,16 +42,18 @@ const maxEarlyDelay = 10 * time.Second
 //
 // A gate is guarded by its partition's mutex; times are passed in.
 type gate struct {
-	closed   bool
-	closedAt time.Time // when it last closed
-	openedAt time.Time // when it last opened
-	until    time.Time // the server's ceiling
-	probeAt  time.Time // the earliest the next probe may leave
-	failed   int       // probes refused since it closed
-
-	probeOut   bool // a probe is unanswered
-	probeSent  time.Time
-	probeEarly bool // that probe left before the ceiling
+	closed bool
+	// refillProbe: the first probe of this closing waits for the
+	// estimated refill time, not for the ceiling.
+	refillProbe bool
+	probeOut    bool      // a probe is unanswered
+	probeEarly  bool      // that probe left before the ceiling
+	closedAt    time.Time // when it last closed
+	openedAt    time.Time // when it last opened
+	until       time.Time // the server's ceiling
+	probeAt     time.Time // the earliest the next probe may leave
+	failed      int       // probes refused since it closed
+	probeSent   time.Time // when the last probe left
 
 	// The delays, from a closing, after which a probe was refused
 	// (tooEarly) and served (lateEnough); 0 while unknown.
@@ -63,6 +65,7 @@ type gate struct {
 // how soon a first probe may go. It reports whether the gate closed now.
 func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duration) bool {
 	ceiling = min(max(ceiling, 0), maxCoolDown)
+	refillProbe := early < ceiling
 	if ceiling > 0 {
 		// Past the server's instant, not on it: a probe sent at the very
 		// end of a Retry-After may still find the gate shut (clocks
@@ -78,6 +81,7 @@ func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duratio
 		g.closed, g.closedAt, g.failed, g.probeOut = true, now, 0, false
 		g.until = now.Add(ceiling)
 		g.probeAt = now.Add(min(ceiling, g.earlyDelay(early)))
+		g.refillProbe = refillProbe
 		return true
 	case probe:
 		if g.probeEarly {
@@ -123,6 +127,17 @@ func (g *gate) served(now, sent time.Time, probe bool) bool {
 // earlyDelay returns how long after a closing the first probe goes, given
 // the refill time early.
 func (g *gate) earlyDelay(early time.Duration) time.Duration { return early }
+
+// hasten moves an early first probe not yet sent to at, if that is sooner:
+// the refill time it waits for was estimated anew. It reports whether the
+// probe moved.
+func (g *gate) hasten(at time.Time) bool {
+	if !g.closed || !g.refillProbe || g.failed > 0 || g.probeOut || !at.Before(g.probeAt) {
+		return false
+	}
+	g.probeAt = at
+	return true
+}
 
 // wait returns how long a request must wait at now before it may leave, and
 // whether it leaves as the probe. A wait of 0 with probe false means open.

@@ -82,6 +82,12 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		opened := part.gate.served(now, t.sent, t.probe)
 		if opened {
 			part.learn.reopened(now, now.Sub(closedAt))
+		} else if part.gate.closed {
+			// The estimate of the refill time the first probe waits for
+			// may have improved.
+			if r := part.learn.rate(now); r > 0 && !math.IsInf(r, 1) {
+				opened = part.gate.hasten(closedAt.Add(max(time.Duration(float64(time.Second)/r), minHintlessWait)))
+			}
 		}
 		wake := opened && part.waitingOn != waitNothing || !t.tracked && part.waitingOn == waitRoom
 		part.mu.Unlock()
@@ -132,6 +138,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		early = ceiling
 	}
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
+	if closed {
+		part.learn.closed()
+	}
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil
 	limits, update := part.rateUpdate(now)

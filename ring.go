@@ -77,3 +77,72 @@ func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
 	}
 	return float64(k) / span.Seconds()
 }
+
+// recentCount is how many sends a sendLog keeps.
+const recentCount = 6
+
+// A sendLog keeps the times of the last recentCount sends and what became
+// of them. At slow rates the slot ring's counts are too small to measure a
+// rate by (a count off by one is a rate off by half), while exact times of
+// a few sends bound it tightly.
+type sendLog struct {
+	at    [recentCount]int64 // send times, Unix nanoseconds; 0 for none
+	state [recentCount]sendState
+	next  uint8 // where the next send goes
+}
+
+type sendState uint8
+
+const (
+	sendOut      sendState = iota // not answered yet
+	sendAccepted                  // served
+	sendRefused                   // refused, or not served
+)
+
+// add records a send at t.
+func (s *sendLog) add(t time.Time) {
+	s.at[s.next], s.state[s.next] = t.UnixNano(), sendOut
+	s.next = (s.next + 1) % recentCount
+}
+
+// mark records what became of the send at t, if the log still holds it.
+func (s *sendLog) mark(t time.Time, st sendState) {
+	at := t.UnixNano()
+	for i := range recentCount {
+		j := (int(s.next) - 1 - i + 2*recentCount) % recentCount
+		if s.at[j] == at && s.state[j] == sendOut {
+			s.state[j] = st
+			return
+		}
+	}
+}
+
+// bestRate returns the best lower bound on a token bucket's rate that the
+// accepted sends before end and from from on prove, given that the bucket
+// held at most burst when the first of them left: n accepted sends that
+// left within w of each other took n units, at most burst of them on hand,
+// so the bucket refilled at least n-burst of them in w. Spans shorter than
+// minSpan are not measured.
+func (s *sendLog) bestRate(end, from time.Time, burst float64, minSpan time.Duration) float64 {
+	e, f := end.UnixNano(), from.UnixNano()
+	last := int64(0) // the latest accepted send before end
+	n, best := 0, 0.0
+	for i := range recentCount {
+		j := (int(s.next) - 1 - i + 2*recentCount) % recentCount
+		at := s.at[j]
+		if at == 0 || at < f {
+			break
+		}
+		if at >= e || s.state[j] != sendAccepted {
+			continue
+		}
+		if last == 0 {
+			last = at
+		}
+		n++
+		if w := time.Duration(last - at); w >= minSpan {
+			best = max(best, (float64(n)-burst)/w.Seconds())
+		}
+	}
+	return best
+}

@@ -22,7 +22,7 @@ var (
 	// Goroutines that are ready at one instant of virtual time run in no
 	// fixed order, so figures vary a little from run to run where many
 	// requests contend; -scenario.runs holds every run to the goals.
-	scenarioRuns = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
+	scenarioRuns    = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
 	scenarioNetwork = flag.Duration("scenario.network", 0, "TestScenarios: the in-memory network's round trip")
 	scenarioScatter = flag.Duration("scenario.scatter", 0, "TestScenarios: how late, at most, requests reach their client")
 )
