@@ -23,9 +23,28 @@ var (
 	// fixed order, so figures vary a little from run to run where many
 	// requests contend; -scenario.runs holds every run to the goals.
 	scenarioRuns    = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
-	scenarioNetwork = flag.Duration("scenario.network", 0, "TestScenarios: the in-memory network's round trip")
-	scenarioScatter = flag.Duration("scenario.scatter", 0, "TestScenarios: how late, at most, requests reach their client")
+	scenarioNetwork = flag.Duration("scenario.network", time.Millisecond, "TestScenarios: the round trip of the network condition")
+	scenarioScatter = flag.Duration("scenario.scatter", 200*time.Microsecond, "TestScenarios: how late, at most, requests of the network condition reach their client")
 )
+
+// A condition is how a scenario's clients reach its server in memory.
+type condition struct {
+	name   string
+	runner func() pacetest.Runner
+}
+
+// Every scenario runs under both conditions. Instantly, a burst leaves at
+// one instant and every answer is heard the moment it is made; over the
+// network (by default a loopback's: a 1ms round trip, requests reaching
+// their client up to 200µs apart) the requests of a burst leave apart,
+// reach the server in any order, and a refusal is heard only after more
+// requests have left. A client tuned to either alone fails the other.
+var conditions = []condition{
+	{"instant", func() pacetest.Runner { return pacetest.Runner{} }},
+	{"network", func() pacetest.Runner {
+		return pacetest.Runner{Network: *scenarioNetwork, Scatter: *scenarioScatter}
+	}},
+}
 
 // goal is what issue 11 asks of pacehttp on one scenario. Zero fields ask
 // nothing.
@@ -244,62 +263,72 @@ func TestScenarios(t *testing.T) {
 		t.Log("\n" + b.String())
 	})
 	for _, s := range scenarios {
-		t.Run(s.Name, func(t *testing.T) {
-			t.Parallel()
-			for run := range max(1, *scenarioRuns) {
-				pace := runScenario(t, s, func(base http.RoundTripper) http.RoundTripper {
-					if s.Stated {
-						return pacehttp.New(base, pacehttp.WithRate(s.Server.Rate, s.Server.Burst))
+		for _, c := range conditions {
+			t.Run(s.Name+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				for run := range max(1, *scenarioRuns) {
+					pace := runScenario(t, c.runner(), s, pacehttpClient(s))
+					naive := runScenario(t, c.runner(), s, func(base http.RoundTripper) http.RoundTripper {
+						return pacetest.NaiveRetry(base, 5)
+					})
+					if run == 0 {
+						mu.Lock()
+						rows[s.Name+"/"+c.name] = [2]*pacetest.Result{pace, naive}
+						mu.Unlock()
 					}
-					return pacehttp.New(base)
-				})
-				naive := runScenario(t, s, func(base http.RoundTripper) http.RoundTripper {
-					return pacetest.NaiveRetry(base, 5)
-				})
-				if run == 0 {
-					mu.Lock()
-					rows[s.Name] = [2]*pacetest.Result{pace, naive}
-					mu.Unlock()
+					if *scenarioVerbose {
+						t.Logf("%s, %s (run %d): %s\npacehttp: %s\nnaive:    %s", s.Name, c.name, run+1, s.Description, verbose(pace), verbose(naive))
+					}
+					for _, m := range goals[s.Name].check(s, pace, naive) {
+						t.Errorf("%s, %s (run %d): %s", s.Name, c.name, run+1, m)
+					}
 				}
-				if *scenarioVerbose {
-					t.Logf("%s (run %d): %s\npacehttp: %s\nnaive:    %s", s.Name, run+1, s.Description, verbose(pace), verbose(naive))
-				}
-				for _, m := range goals[s.Name].check(s, pace, naive) {
-					t.Errorf("%s (run %d): %s", s.Name, run+1, m)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// runScenario runs s in a synctest bubble, in memory.
-func runScenario(t *testing.T, s pacetest.Scenario, client pacetest.NewClient) *pacetest.Result {
+// pacehttpClient is pacehttp.New with default options, told the rate where
+// the scenario states it.
+func pacehttpClient(s pacetest.Scenario) pacetest.NewClient {
+	return func(base http.RoundTripper) http.RoundTripper {
+		if s.Stated {
+			return pacehttp.New(base, pacehttp.WithRate(s.Server.Rate, s.Server.Burst))
+		}
+		return pacehttp.New(base)
+	}
+}
+
+// runScenario runs s with r in a synctest bubble.
+func runScenario(t *testing.T, r pacetest.Runner, s pacetest.Scenario, client pacetest.NewClient) *pacetest.Result {
 	t.Helper()
-	var r *pacetest.Result
+	var res *pacetest.Result
 	synctest.Test(t, func(t *testing.T) {
 		var err error
-		if r, err = (pacetest.Runner{Network: *scenarioNetwork, Scatter: *scenarioScatter}).Run(s, client); err != nil {
+		if res, err = r.Run(s, client); err != nil {
 			t.Fatal(err)
 		}
 	})
-	return r
+	return res
 }
 
 // writeScenarioTable writes one line per scenario: pacehttp's figures, then
 // the naive loop's.
 func writeScenarioTable(w *strings.Builder, scenarios []pacetest.Scenario, rows map[string][2]*pacetest.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tbound\tpacehttp\t/bound\tafter 1st 429\t429s\tfailed\tadded p50\tother\t|\tnaive\t/bound\t429s\tfailed\t")
+	fmt.Fprintln(tw, "scenario\tclients reach it\tbound\tpacehttp\t/bound\tafter 1st 429\t429s\tfailed\tadded p50\tother\t|\tnaive\t/bound\t429s\tfailed\t")
 	for _, s := range scenarios {
-		rs, ok := rows[s.Name]
-		if !ok {
-			continue
+		for _, c := range conditions {
+			rs, ok := rows[s.Name+"/"+c.name]
+			if !ok {
+				continue
+			}
+			p, n := rs[0], rs[1]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%v\t%s\t|\t%s\t%s\t%d\t%d\t\n",
+				s.Name, c.name, dur(p.Bound), dur(p.Elapsed), ratioText(p.Ratio), ratioText(p.RatioAfterRefusal),
+				p.Refused, p.Failed, round(p.AddedP50), other(s, p, n),
+				dur(n.Elapsed), ratioText(n.Ratio), n.Refused, n.Failed)
 		}
-		p, n := rs[0], rs[1]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%v\t%s\t|\t%s\t%s\t%d\t%d\t\n",
-			s.Name, dur(p.Bound), dur(p.Elapsed), ratioText(p.Ratio), ratioText(p.RatioAfterRefusal),
-			p.Refused, p.Failed, round(p.AddedP50), other(s, p, n),
-			dur(n.Elapsed), ratioText(n.Ratio), n.Refused, n.Failed)
 	}
 	tw.Flush()
 }

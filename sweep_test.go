@@ -9,12 +9,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pacehttp/pacehttp"
 	pacetest "github.com/pacehttp/pacehttp/httptest_helpers"
 )
 
 var sweepK = flag.Int("sweep.k", 5, "runs per scenario")
 var sweepOnly = flag.String("sweep.only", "", "comma-separated scenario names")
+var sweepCond = flag.String("sweep.cond", "", "instant or network; both if empty")
 
 func TestSweep(t *testing.T) {
 	type row struct {
@@ -30,37 +30,37 @@ func TestSweep(t *testing.T) {
 		if *sweepOnly != "" && !strings.Contains(","+*sweepOnly+",", ","+s.Name+",") {
 			continue
 		}
-		r := &row{name: s.Name, miss: map[string]int{}}
-		rows = append(rows, r)
-		t.Run(s.Name, func(t *testing.T) {
-			t.Parallel()
-			naive := runScenario(t, s, func(base http.RoundTripper) http.RoundTripper { return pacetest.NaiveRetry(base, 5) })
-			for range *sweepK {
-				p := runScenario(t, s, func(base http.RoundTripper) http.RoundTripper {
-					if s.Stated {
-						return pacehttp.New(base, pacehttp.WithRate(s.Server.Rate, s.Server.Burst))
-					}
-					return pacehttp.New(base)
-				})
-				ms := goals[s.Name].check(s, p, naive)
-				mu.Lock()
-				if len(ms) == 0 {
-					r.pass++
-				}
-				for _, m := range ms {
-					k := m
-					if i := strings.IndexAny(k, "0123456789"); i > 0 {
-						k = k[:i]
-					}
-					r.miss[k]++
-				}
-				r.ratios = append(r.ratios, p.Ratio)
-				r.afters = append(r.afters, p.RatioAfterRefusal)
-				r.r429 = append(r.r429, 100*p.RefusedPerRequest)
-				r.failed = max(r.failed, p.Failed-p.BoundFailed)
-				mu.Unlock()
+		for _, c := range conditions {
+			if *sweepCond != "" && c.name != *sweepCond {
+				continue
 			}
-		})
+			r := &row{name: s.Name + "/" + c.name, miss: map[string]int{}}
+			rows = append(rows, r)
+			t.Run(r.name, func(t *testing.T) {
+				t.Parallel()
+				naive := runScenario(t, c.runner(), s, func(base http.RoundTripper) http.RoundTripper { return pacetest.NaiveRetry(base, 5) })
+				for range *sweepK {
+					p := runScenario(t, c.runner(), s, pacehttpClient(s))
+					ms := goals[s.Name].check(s, p, naive)
+					mu.Lock()
+					if len(ms) == 0 {
+						r.pass++
+					}
+					for _, m := range ms {
+						k := m
+						if i := strings.IndexAny(k, "0123456789"); i > 0 {
+							k = k[:i]
+						}
+						r.miss[k]++
+					}
+					r.ratios = append(r.ratios, p.Ratio)
+					r.afters = append(r.afters, p.RatioAfterRefusal)
+					r.r429 = append(r.r429, 100*p.RefusedPerRequest)
+					r.failed = max(r.failed, p.Failed-p.BoundFailed)
+					mu.Unlock()
+				}
+			})
+		}
 	}
 	t.Cleanup(func() {
 		med := func(x []float64) (float64, float64) {
@@ -84,7 +84,7 @@ func TestSweep(t *testing.T) {
 			if r.pass == *sweepK {
 				total++
 			}
-			fmt.Printf("%-18s %d/%d  ratio %.2f (max %.2f)  after %.2f (%.2f)  429 %.1f%% (%.1f)  fail %d  %s\n", r.name, r.pass, *sweepK, a, am, b, bm, c, cm, r.failed, strings.Join(ms, "; "))
+			fmt.Printf("%-26s %d/%d  ratio %.2f (max %.2f)  after %.2f (%.2f)  429 %.1f%% (%.1f)  fail %d  %s\n", r.name, r.pass, *sweepK, a, am, b, bm, c, cm, r.failed, strings.Join(ms, "; "))
 		}
 		fmt.Printf("all runs pass: %d of %d scenarios\n", total, len(rows))
 	})
