@@ -2,12 +2,8 @@ package pacehttp
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 )
-
-// maxCostScan bounds how much of a body the default cost function reads.
-const maxCostScan = 1 << 20
 
 // defaultCost estimates a request's tokens without decoding it: about one
 // token per four bytes of body (the usual rule of thumb for English text and
@@ -16,17 +12,9 @@ const maxCostScan = 1 << 20
 // API reserves the completion's maximum up front (OpenAI's does; Anthropic's
 // input-token limit does not). It reads the body only through req.GetBody,
 // so the request itself is untouched; a request without GetBody costs 1.
-func defaultCost(req *http.Request, withOutput bool) int {
-	if req.GetBody == nil || req.ContentLength == 0 {
-		return 1
-	}
-	rc, err := req.GetBody()
-	if err != nil || rc == nil {
-		return 1
-	}
-	defer rc.Close()
-	body, err := io.ReadAll(io.LimitReader(rc, maxCostScan))
-	if err != nil {
+func defaultCost(req *http.Request, peek *bodyPeek, withOutput bool) int {
+	body, ok := peek.bytes()
+	if !ok {
 		return 1
 	}
 	n := len(body)

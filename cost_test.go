@@ -27,10 +27,10 @@ func TestMaxTokens(t *testing.T) {
 	}
 	body := `{"max_tokens":100,"prompt":"` + strings.Repeat("a", 400) + `"}`
 	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(body))
-	if got, want := defaultCost(req, true), len(body)/4+100; got != want {
+	if got, want := costOf(req, true), len(body)/4+100; got != want {
 		t.Errorf("defaultCost = %d, want %d: a quarter token per byte plus max_tokens", got, want)
 	}
-	if got, want := defaultCost(req, false), len(body)/4; got != want {
+	if got, want := costOf(req, false), len(body)/4; got != want {
 		t.Errorf("defaultCost, input only = %d, want %d: a quarter token per byte", got, want)
 	}
 }
@@ -57,7 +57,7 @@ func TestCostFollowsTheTokenLimit(t *testing.T) {
 			}
 			resp.Body.Close()
 			part := onlyPacerPartition(t, p)
-			costs = append(costs, defaultCost(req, !part.inputOnly.Load()))
+			costs = append(costs, costOf(req, !part.inputOnly.Load()))
 		}
 		if want := len(body) / 4; costs[1] != want {
 			t.Errorf("cost under an input-token limit = %d, want %d: the prompt only", costs[1], want)
@@ -77,4 +77,11 @@ func onlyPacerPartition(t *testing.T, p *pacer) *partition {
 		return part
 	}
 	return nil
+}
+
+// costOf is defaultCost of req with a body peek of its own.
+func costOf(req *http.Request, withOutput bool) int {
+	body := bodyPeek{req: req}
+	defer body.release()
+	return defaultCost(req, &body, withOutput)
 }

@@ -2,7 +2,6 @@ package pacehttp
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -10,9 +9,6 @@ import (
 // credentialHeaders are the request headers whose value identifies the
 // caller's quota, in the order they are consulted.
 var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
-
-// maxModelScan bounds how much of a JSON body is read to find its model.
-const maxModelScan = 1 << 20
 
 // partitionKey returns the raw parts of req's partition key: the host, the
 // first credential header present, and the model the request names (when
@@ -22,10 +18,10 @@ const maxModelScan = 1 << 20
 // model must not slow its idle one: the model is read from a JSON body's
 // top-level "model" field (through GetBody, so the request is untouched), or
 // from a path of the form .../models/{model}:method, as Google's Gemini API
-// names it.
-func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel bool) (host, cred, model string) {
+// names it. A model read from the body is valid until body is released.
+func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel bool, body *bodyPeek) (host, cred string, model []byte) {
 	if keyFunc != nil {
-		return "", keyFunc(req), ""
+		return "", keyFunc(req), nil
 	}
 	host = req.URL.Host
 	if host == "" {
@@ -38,30 +34,24 @@ func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel
 		}
 	}
 	if byModel {
-		model = requestModel(req)
+		model = requestModel(req, body)
 	}
 	return host, cred, model
 }
 
-// requestModel returns the model req names, or "".
-func requestModel(req *http.Request) string {
+// requestModel returns the model req names, or nil.
+func requestModel(req *http.Request, body *bodyPeek) []byte {
 	if m := pathModel(req.URL.Path); m != "" {
-		return m
+		return []byte(m)
 	}
-	if req.GetBody == nil || req.ContentLength == 0 ||
-		!strings.Contains(req.Header.Get("Content-Type"), "json") {
-		return ""
+	if ct := req.Header["Content-Type"]; len(ct) == 0 || !strings.Contains(ct[0], "json") {
+		return nil
 	}
-	rc, err := req.GetBody()
-	if err != nil || rc == nil {
-		return ""
+	b, ok := body.bytes()
+	if !ok {
+		return nil
 	}
-	defer rc.Close()
-	body, err := io.ReadAll(io.LimitReader(rc, maxModelScan))
-	if err != nil {
-		return ""
-	}
-	return jsonModel(body)
+	return jsonModel(b)
 }
 
 // pathModel returns the model segment of a path such as
@@ -81,36 +71,37 @@ func pathModel(path string) string {
 }
 
 // jsonModel returns the string value of the top-level "model" member of
-// the JSON object b, or "" if there is none or b is not an object. It scans
+// the JSON object b, escapes undecoded, or nil if there is none or b is not
+// an object. It scans
 // rather than decodes: members of nested objects, and strings that merely
 // contain the word, are skipped.
-func jsonModel(b []byte) string {
+func jsonModel(b []byte) []byte {
 	s := scanner{b: b}
 	if s.skipSpace(); !s.eat('{') {
-		return ""
+		return nil
 	}
 	for {
 		s.skipSpace()
 		key, ok := s.str()
 		if !ok {
-			return ""
+			return nil
 		}
 		if s.skipSpace(); !s.eat(':') {
-			return ""
+			return nil
 		}
 		s.skipSpace()
 		if bytes.Equal(key, []byte("model")) {
 			v, ok := s.str()
 			if !ok || len(v) > 256 {
-				return "" // not a model name we can use
+				return nil // not a model name we can use
 			}
-			return string(v)
+			return v
 		}
 		if !s.skipValue() {
-			return ""
+			return nil
 		}
 		if s.skipSpace(); !s.eat(',') {
-			return ""
+			return nil
 		}
 	}
 }
@@ -135,24 +126,31 @@ func (s *scanner) eat(c byte) bool {
 	return false
 }
 
-// str reads a string and returns its raw contents, escapes undecoded.
+// str reads a string and returns its raw contents, escapes undecoded. It
+// jumps from quote to quote: prompts make most of a body's bytes, and they
+// are inside strings.
 func (s *scanner) str() ([]byte, bool) {
 	if !s.eat('"') {
 		return nil, false
 	}
 	start := s.i
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '\\':
-			s.i += 2
-		case '"':
-			s.i++
+	for {
+		j := bytes.IndexByte(s.b[s.i:], '"')
+		if j < 0 {
+			s.i = len(s.b)
+			return nil, false
+		}
+		s.i += j
+		// A quote after an odd run of backslashes is escaped.
+		k := s.i
+		for k > start && s.b[k-1] == '\\' {
+			k--
+		}
+		s.i++
+		if (s.i-1-k)%2 == 0 {
 			return s.b[start : s.i-1], true
-		default:
-			s.i++
 		}
 	}
-	return nil, false
 }
 
 // skipValue skips one value of any kind.

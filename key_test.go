@@ -1,6 +1,7 @@
 package pacehttp
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestJSONModel(t *testing.T) {
 		{`{"model":"` + strings.Repeat("x", 300) + `"}`, ""},
 	}
 	for _, tt := range tests {
-		if got := jsonModel([]byte(tt.body)); got != tt.want {
+		if got := string(jsonModel([]byte(tt.body))); got != tt.want {
 			t.Errorf("jsonModel(%.60q) = %q, want %q", tt.body, got, tt.want)
 		}
 	}
@@ -73,8 +74,10 @@ func TestPartitionKeyModel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			host, cred, model := partitionKey(tt.req, nil, tt.byModel)
-			if host != "api.test" || cred != "k" || model != tt.want {
+			body := bodyPeek{req: tt.req}
+			host, cred, model := partitionKey(tt.req, nil, tt.byModel, &body)
+			body.release()
+			if host != "api.test" || cred != "k" || string(model) != tt.want {
 				t.Errorf("key (%q, %q, %q), want (api.test, k, %q)", host, cred, model, tt.want)
 			}
 			// The body the transport will send is untouched.
@@ -98,7 +101,7 @@ func FuzzJSONModel(f *testing.F) {
 		if len(m) > 256 {
 			t.Fatalf("model of %d bytes", len(m))
 		}
-		if m != "" && !strings.Contains(string(body), m) {
+		if len(m) > 0 && !bytes.Contains(body, m) {
 			t.Fatalf("model %q not in the body", m)
 		}
 	})

@@ -161,7 +161,8 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) { return p.
 // the request's retries draw on that partition's budget.
 func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http.Response, error) {
 	now := p.now()
-	host, cred, model := partitionKey(req, p.cfg.pace.keyFunc, !p.cfg.pace.sameModel)
+	body := bodyPeek{req: req}
+	host, cred, model := partitionKey(req, p.cfg.pace.keyFunc, !p.cfg.pace.sameModel, &body)
 	part := p.parts.get(host, cred, model, now, func(name string) *partition { return p.newPartition(name, now) })
 	if in != nil {
 		*in = part
@@ -174,9 +175,10 @@ func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http
 		if p.cfg.pace.costFunc != nil {
 			tokens = max(p.cfg.pace.costFunc(req), 1)
 		} else {
-			tokens = defaultCost(req, !part.inputOnly.Load())
+			tokens = defaultCost(req, &body, !part.inputOnly.Load())
 		}
 	}
+	body.release()
 	t, err := p.admit(req, part, now, tokens, attempt)
 	if err != nil {
 		return nil, p.fail(req, err)
