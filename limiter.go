@@ -204,10 +204,6 @@ func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) erro
 	return nil
 }
 
-// materialChange is the relative change of a rate or burst that voids the
-// waiters' reservations; a smaller one is applied in place.
-const materialChange = 0.1
-
 // near reports whether a and b differ by less than the fraction frac of the
 // larger. Infinities are near only each other.
 func near(a, b, frac float64) bool {

@@ -458,13 +458,17 @@ func (part *partition) release() {
 	}
 }
 
-// reportRate tells hooks of a new request rate, once it has moved by a
-// tenth since the last report, so that a log is not flooded.
+// reportedChange is how far the request rate moves, as a fraction, before
+// hooks hear of it again, so that a log is not flooded.
+const reportedChange = 0.1
+
+// reportRate tells hooks of a new request rate, once it has moved by
+// reportedChange since the last report.
 func (p *pacer) reportRate(req *http.Request, part *partition, attempt int, r float64) {
 	if r <= 0 || p.cfg.hook == nil {
 		return
 	}
-	if prev := math.Float64frombits(part.reported.Load()); !near(r, prev, materialChange) {
+	if prev := math.Float64frombits(part.reported.Load()); !near(r, prev, reportedChange) {
 		part.reported.Store(math.Float64bits(r))
 		p.cfg.emit(Event{Kind: EventRateChange, Request: req, Attempt: attempt, Rate: r, Partition: part.name})
 	}
