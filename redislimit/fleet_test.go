@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,11 +56,12 @@ func TestChildProcess(t *testing.T) {
 	if addr := os.Getenv(childRedis); addr != "" {
 		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		defer c.Close()
-		lim := New(c, WithLogger(slog.New(slog.DiscardHandler)))
+		lim := New(c, WithHook(nil))
 		defer lim.Close()
 		opts = append(opts, pacehttp.WithLimiter(lim))
 	}
 	client := &http.Client{Transport: pacehttp.New(nil, opts...)}
+	defer client.CloseIdleConnections()
 	time.Sleep(time.Until(time.Unix(0, start)))
 	end := time.Now().Add(dur)
 	var done, failed atomic.Int64
