@@ -31,8 +31,13 @@ type budget struct {
 	// from. The twin's reservations do not count: they may wait behind a
 	// gate only this process knows of.
 	horizon atomic.Int64
-	// resumed is the count of outages whose end this budget told Redis.
+	// resumed counts the times this budget told Redis of an outage's end
+	// (twice each, see call); primed, the outages begun whose start it
+	// told the twin.
 	resumed atomic.Uint64
+	primed  atomic.Uint64
+
+	slots slots // reservations given back that Redis could not take back
 
 	mu        sync.Mutex
 	stated    [2]bucket // per bucket (requests, tokens); a zero rate: none
@@ -45,6 +50,7 @@ type budget struct {
 	shared   [2]bucket // the limits in force, as Redis last reported
 	live     int       // processes live, as Redis last reported
 	twinAt   [2]bucket // what the twin was last given
+	holdEnd  time.Time // when the waiters are woken next, see wakeAt
 }
 
 // call runs op with the common arguments and the operation's own, unless
@@ -55,7 +61,13 @@ func (b *budget) call(ctx context.Context, now time.Time, op string, opArgs ...a
 	if !l.health.mayTry(time.Now()) {
 		return reply{}, errResting
 	}
-	resume := l.health.outages.Load()
+	// Redis is told twice of each outage's end: when it answers again, and
+	// when the grace ends (see Reserve), each time emptying the bucket of
+	// what built up while part of the fleet did not count in it.
+	resume := 2 * l.health.outages.Load()
+	if l.health.recovering(time.Now(), l.retryAfter+l.timeout) {
+		resume--
+	}
 	args := b.args(now, op, resume != b.resumed.Load())
 	args = append(args, opArgs...)
 	cctx, cancel := context.WithTimeout(ctx, l.timeout)
@@ -80,6 +92,7 @@ func (b *budget) call(ctx context.Context, now time.Time, op string, opArgs ...a
 	}
 	l.recovered(end, b.name)
 	b.resumed.Store(resume)
+	b.slots.sync(r.gen)
 	b.observe(now, r)
 	return r, nil
 }
@@ -144,9 +157,16 @@ func (b *budget) extend(t time.Time) {
 }
 
 // observe keeps the twin at this process's share of the limits in force.
+// Back from an outage, while other processes may still fail open, the
+// twin keeps the share it had: a Redis that restarted counts only the
+// processes back already.
 func (b *budget) observe(now time.Time, r reply) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.l.health.recovering(time.Now(), b.l.retryAfter+b.l.timeout) {
+		b.live = max(b.live, r.live)
+		return
+	}
 	b.shared, b.live = r.limits, max(r.live, 1)
 	share := b.shared
 	for i := range share {
@@ -189,16 +209,50 @@ func (b *budget) setTwin(now time.Time, lim [2]bucket, remaining [2]int64) {
 func (b *budget) Changed() <-chan struct{} { return b.l.changed(b.keys[0]) }
 
 // Reserve implements pacehttp.Budget.
+//
+// Failing open, the twin reserves as of the end of the failed call, not as
+// of now, which a call that waited for its timeout left behind; the wait
+// returned runs from then, when the caller starts it.
+//
+// For a while after an outage (grace) the twin must agree too: the other
+// processes probe Redis at their own pace and some still fail open, each at
+// its share, so this one keeps to its share as well until all are back.
+// Redis then grants the slot where the twin allows it, so that its schedule
+// is the one the fleet keeps when the grace ends.
 func (b *budget) Reserve(ctx context.Context, now time.Time, requests, tokens int) (time.Duration, func(), error) {
-	r, err := b.call(ctx, now, "reserve", requests, tokens)
+	recovering := b.l.health.recovering(time.Now(), b.l.retryAfter+b.l.timeout)
+	if b.l.health.up() && !recovering {
+		if sl, ok := b.slots.take(now, requests, tokens, b.l.announced(b.keys[0])); ok {
+			return sl.at.Sub(now), func() { b.cancel(sl) }, nil
+		}
+	}
+	var after time.Duration
+	var twinCancel func()
+	if recovering {
+		w, c, err := b.twin.Reserve(ctx, now, requests, tokens)
+		if err == nil {
+			after, twinCancel = w, c
+		}
+	}
+	start := time.Now()
+	r, err := b.call(ctx, now, "reserve", requests, tokens, after.Seconds())
+	late := time.Since(start)
 	if err == nil {
 		wait := time.Duration(r.result) * time.Microsecond
 		at := now.Add(wait)
 		b.extend(at)
-		if wait <= 0 {
-			return 0, nil, nil
+		var cancel func()
+		if wait > 0 {
+			sl := slot{at: at, requests: requests, tokens: tokens, gen: r.gen}
+			cancel = func() { b.cancel(sl) }
 		}
-		return wait, func() { b.cancel(requests, tokens, r.gen, at) }, nil
+		if wait > 0 && r.sources == "nn" {
+			b.wakeAt(wait)
+		}
+		return max(wait, after), both(cancel, twinCancel), nil
+	}
+	if twinCancel != nil {
+		twinCancel() // reserved again below, as of the failure
 	}
 	if ctx.Err() != nil {
 		return 0, nil, ctx.Err()
@@ -207,15 +261,76 @@ func (b *budget) Reserve(ctx context.Context, now time.Time, requests, tokens in
 		b.l.emit(pacehttp.Event{Kind: pacehttp.EventStoreRefused, Err: err, Partition: b.name})
 		return 0, nil, &UnavailableError{Partition: b.name, Err: err}
 	}
-	return b.twin.Reserve(ctx, now, requests, tokens)
+	b.prime(now.Add(late))
+	wait, cancel, err := b.twin.Reserve(ctx, now.Add(late), requests, tokens)
+	return wait, cancel, err
 }
 
-// cancel gives back the units of a reservation of generation gen for at,
-// unless a change voided it since. Best effort: a lost give-back only
-// makes the fleet slower.
-func (b *budget) cancel(requests, tokens int, gen int64, at time.Time) {
+// wakeAt wakes this process's waiters in d, once for all the holds that
+// end then. A hold granted while no limit is known (the fleet's warm-up,
+// or a gate closed before any answer stated the limits) ends when the
+// limits come, which another process announces; a process that missed the
+// announcement (its subscription was not up yet) would otherwise send at
+// the end of the hold without reserving again, unpaced.
+func (b *budget) wakeAt(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := time.Now()
-	b.call(context.Background(), now, "cancel", requests, tokens, gen, at.Sub(now).Seconds())
+	at := now.Add(d)
+	if b.holdEnd.After(now) && !b.holdEnd.Before(at) {
+		return
+	}
+	b.holdEnd = at
+	time.AfterFunc(max(d-time.Millisecond, 0), func() { b.l.wake(b.keys[0] + " local 0") })
+}
+
+func both(a, b func()) func() {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func() { a(); b() }
+}
+
+// prime readies the twin to take over, once per outage: its bucket starts
+// empty, and owes what the reservations this process holds in Redis will
+// send until the latest of them, so that the fleet does not send those and
+// the twins' bursts besides.
+func (b *budget) prime(now time.Time) {
+	began := b.l.health.began.Load()
+	if b.primed.Swap(began) == began {
+		return
+	}
+	b.mu.Lock()
+	lim := b.twinAt[0]
+	b.mu.Unlock()
+	if lim.rate <= 0 {
+		return
+	}
+	owed := max(lim.burst, 1)
+	if h := time.Unix(0, b.horizon.Load()); h.After(now) {
+		owed += int(math.Ceil(h.Sub(now).Seconds() * lim.rate))
+	}
+	for range min(owed, 10*max(lim.burst, 1)) {
+		b.twin.Reserve(context.Background(), now, 1, 0) // never given back
+	}
+}
+
+// cancel gives back the units of a reservation, unless a change voided it
+// since: to Redis if it can take them back (the reservation is the last),
+// else to the slots this process keeps. Best effort: a lost give-back only
+// makes the fleet slower.
+func (b *budget) cancel(sl slot) {
+	now := time.Now()
+	if !sl.at.After(now) {
+		return
+	}
+	r, err := b.call(context.Background(), now, "cancel", sl.requests, sl.tokens, sl.gen, sl.at.Sub(now).Seconds())
+	if err == nil && r.result == 0 {
+		b.slots.keep(sl)
+	}
 }
 
 // CoolDown implements pacehttp.Budget.
@@ -255,6 +370,7 @@ func (b *budget) SetLimits(ctx context.Context, now time.Time, lim pacehttp.Limi
 	}
 	b.mu.Unlock()
 
+	start := time.Now()
 	var err error
 	if src == "" {
 		_, err = b.call(ctx, now, "sync")
@@ -275,7 +391,7 @@ func (b *budget) SetLimits(ctx context.Context, now time.Time, lim pacehttp.Limi
 		b.mu.Unlock()
 	}
 	if err != nil && ctx.Err() == nil {
-		b.degrade(now, in)
+		b.degrade(now.Add(time.Since(start)), in)
 	}
 	return b.failed(ctx, err)
 }

@@ -100,3 +100,16 @@ func WithoutWatch() Option { return func(l *Limiter) { l.watch = false } }
 // Without WithHook, only EventStoreDown and EventStoreUp are logged, through
 // slog.Default(). A nil fn drops every event.
 func WithHook(fn func(pacehttp.Event)) Option { return func(l *Limiter) { l.hook = fn } }
+
+// WithFleetSize sets how many processes a Limiter assumes share each
+// partition until Redis has counted them: the share of the limit a process
+// takes when it fails open before it ever reached Redis (a wrong address,
+// Redis down at start). The default is 1, the whole limit. Values below 1
+// leave the default.
+func WithFleetSize(n int) Option {
+	return func(l *Limiter) {
+		if n >= 1 {
+			l.fleetSize = n
+		}
+	}
+}

@@ -58,7 +58,9 @@ type health struct {
 	downUntil atomic.Int64  // unix ns; 0 while Redis answers
 	since     atomic.Int64  // unix ns at which the current outage began
 	probing   atomic.Bool   // a probe is under way
+	began     atomic.Uint64 // outages begun so far
 	outages   atomic.Uint64 // outages ended so far
+	upAt      atomic.Int64  // unix ns at which the last outage ended
 }
 
 // mayTry reports whether a call may go to Redis at now. A true answer
@@ -82,6 +84,7 @@ func (h *health) failed(now time.Time, pause time.Duration) bool {
 	began := h.downUntil.Swap(now.Add(pause).UnixNano()) == 0
 	if began {
 		h.since.Store(now.UnixNano())
+		h.began.Add(1)
 	}
 	h.probing.Store(false)
 	return began
@@ -93,9 +96,17 @@ func (h *health) succeeded(now time.Time) (time.Duration, bool) {
 	if h.downUntil.Load() == 0 || h.downUntil.Swap(0) == 0 {
 		return 0, false
 	}
+	h.upAt.Store(now.UnixNano())
 	h.outages.Add(1)
 	h.probing.Store(false)
 	return now.Sub(time.Unix(0, h.since.Load())), true
+}
+
+// recovering reports whether an outage ended less than grace before now:
+// other processes of the fleet may still be failing open then.
+func (h *health) recovering(now time.Time, grace time.Duration) bool {
+	up := h.upAt.Load()
+	return up != 0 && now.UnixNano()-up < grace.Nanoseconds()
 }
 
 // release ends a probe that reached no verdict (its caller gave up).

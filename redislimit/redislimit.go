@@ -53,6 +53,7 @@ type Limiter struct {
 	retryAfter time.Duration
 	ttl        time.Duration
 	mode       FailMode
+	fleetSize  int // processes assumed live until Redis counts them
 	hook       func(pacehttp.Event)
 	local      pacehttp.Limiter
 	watch      bool
@@ -74,6 +75,7 @@ type Limiter struct {
 	closed     bool
 	mu         sync.Mutex
 	waiters    map[string]chan struct{}
+	gens       map[string]int64 // the latest generation announced, by key
 }
 
 // New returns a Limiter that keeps its budgets in Redis through client, a
@@ -107,11 +109,13 @@ func New(client redis.Scripter, opts ...Option) *Limiter {
 		timeout:    DefaultTimeout,
 		retryAfter: DefaultRetryAfter,
 		ttl:        DefaultTTL,
+		fleetSize:  1,
 		hook:       defaultHook,
 		local:      pacehttp.NewLocalLimiter(),
 		watch:      true,
 		origin:     rand.Text(),
 		waiters:    make(map[string]chan struct{}),
+		gens:       make(map[string]int64),
 		subscribed: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -183,6 +187,7 @@ func (l *Limiter) Budget(name string) pacehttp.Budget {
 		name: name,
 		keys: []string{key, key + ":live", key + ":counts"},
 		twin: l.local.Budget(name),
+		live: l.fleetSize,
 	}
 }
 

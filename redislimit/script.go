@@ -30,7 +30,10 @@ import (
 // sources, each kept in its own fields:
 //
 //   - h<p>rate, h<p>burst, hat: the server's rate-limit headers, the
-//     shared truth for htrust seconds after the last answer that had them;
+//     shared truth for htrust seconds after the last answer that had them.
+//     Each process infers the rate from them with its own precision (a
+//     new process has seen few answers): the lowest inferred in the last
+//     window seconds holds (h<p>at);
 //   - s<p>rate, s<p>burst, s<p>at: the caller's stated limits
 //     (pacehttp.WithRate), which every call carries, so that state lost in
 //     Redis (a flush, a restart) is restored by the next call instead of
@@ -39,6 +42,11 @@ import (
 //   - l<p>rate, l<p>burst: the pacer's estimate, used only when neither
 //     headers nor a stated limit is known. An estimate never overwrites a
 //     stated limit.
+//
+// Until a limit is first known (warm), the fleet sends one
+// request (probe) and holds the others for at most half a second, waiting
+// for the limits its answer may state: processes that each sent their own
+// first request would together exceed the server's burst.
 //
 // A change of rate or burst of a tenth or more (or a cool-down) voids the
 // reservations outstanding, as pacehttp.Budget asks: gen changes, the
@@ -49,9 +57,9 @@ import (
 // request interval apart so that a fleet does not return in one instant.
 //
 // A hash without gen is new, or was lost. Its buckets then start as the
-// caller's own latest reservation in Redis left them (ahead), not full: a
-// busy fleet whose state was flushed still holds reservations up to about
-// that instant. A caller back from failing open (resume) empties the
+// caller's own latest reservation in Redis left them (ahead), and at most
+// half full: a busy fleet whose state was flushed still holds reservations
+// up to about that instant, and a fleet that starts cold wakes together. A caller back from failing open (resume) empties the
 // buckets at least down to that, and to now: the fleet sent meanwhile
 // without counting in Redis.
 //
@@ -64,9 +72,13 @@ import (
 //
 // then per operation, from ARGV[15]:
 //
-//	reserve  requests tokens            -> wait (µs)
-//	cancel   requests tokens gen at     -> 0 (at: s from now to the
-//	                                       reservation's instant)
+//	reserve  requests tokens after      -> wait (µs), not before after
+//	                                       seconds from now
+//	cancel   requests tokens gen at     -> 1 if the units came back (or
+//	                                       were void), 0 if later
+//	                                       reservations hold them (at: s
+//	                                       from now to the reservation's
+//	                                       instant)
 //	cooldown seconds                    -> 0
 //	limits   source ("h" headers, "l" learned), then for requests and
 //	         tokens: rate burst remaining (rate 0: keep, -1: no limit;
@@ -93,6 +105,7 @@ local resume = ARGV[8] == '1'
 local stated = {r = {tonumber(ARGV[9]), tonumber(ARGV[10])}, t = {tonumber(ARGV[11]), tonumber(ARGV[12])}}
 local slot = tonumber(ARGV[13])
 local slots = tonumber(ARGV[14])
+local warmup = 0.5 -- seconds, the pacer's warm-up wait
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -162,11 +175,18 @@ local function take(p, n, x)
   return math.max(e, x)
 end
 
-local function give(p, n)
+-- give returns the n units of a reservation for at, less those that
+-- reservations made after it hold: a bucket keeps no list of slots, and
+-- handing back a slot in the middle of the schedule would give its end
+-- twice (as rate.Reservation.Cancel reasons).
+local function give(p, n, at)
   local rate = num(p .. 'rate')
-  if rate <= 0 or n <= 0 then return end
+  if rate <= 0 or n <= 0 then return true end
   local burst = math.max(num(p .. 'burst'), 1)
-  put(p .. 'empty', num(p .. 'empty') - math.min(n, burst) / rate)
+  local e = num(p .. 'empty')
+  local back = math.min(n, burst) - math.max(e - at, 0) * rate
+  if back > 0 then put(p .. 'empty', e - back / rate) end
+  return back > 0
 end
 
 -- The caller's stated limits: the lowest stated within the window holds.
@@ -230,12 +250,31 @@ end
 
 state('r')
 state('t')
+-- A rate of -1 (no limit) ranks above every other.
+local function rank(r)
+  if r < 0 then return math.huge end
+  return r
+end
+
 if op == 'limits' then
   local src = ARGV[15]
   for i, p in ipairs({'r', 't'}) do
     local rate, burst = tonumber(ARGV[14 + 3 * i - 1]), tonumber(ARGV[14 + 3 * i])
-    if rate ~= 0 then put(src .. p .. 'rate', rate) end
-    if burst > 0 then put(src .. p .. 'burst', burst) end
+    if src == 'h' then
+      -- Processes infer the rate from the headers each with its own
+      -- precision: the lowest inferred within the window holds.
+      local cur = h['h' .. p .. 'rate']
+      if rate ~= 0 and (cur == nil or rank(rate) <= rank(cur) or now - num('h' .. p .. 'at') > window) then
+        put('h' .. p .. 'rate', rate)
+        put('h' .. p .. 'at', now)
+      end
+      if burst > 0 and (num('h' .. p .. 'burst') <= 0 or burst <= num('h' .. p .. 'burst') or now - num('h' .. p .. 'at') > window) then
+        put('h' .. p .. 'burst', burst)
+      end
+    else
+      if rate ~= 0 then put(src .. p .. 'rate', rate) end
+      if burst > 0 then put(src .. p .. 'burst', burst) end
+    end
   end
   if src == 'h' then put('hat', now) end
 end
@@ -250,8 +289,11 @@ for _, p in ipairs({'r', 't'}) do
 end
 if fresh or resume then
   for _, p in ipairs({'r', 't'}) do
-    if num(p .. 'rate') > 0 then
-      local e = now + ahead
+    local rate = num(p .. 'rate')
+    if rate > 0 then
+      -- At most half the burst, as at a gate's opening (see cooldown):
+      -- a fleet starting cold starts together.
+      local e = math.max(now + ahead, now - 0.5 * math.max(num(p .. 'burst'), 1) / rate)
       if resume then e = math.max(e, now) end
       if not fresh then e = math.max(num(p .. 'empty'), e) end
       put(p .. 'empty', e)
@@ -268,10 +310,31 @@ elseif voided then
 end
 put('gen', gen)
 
+if num('rrate') > 0 or num('trate') > 0 then put('warm', 1) end
+
 local result = 0
 local ready = now
 if op == 'reserve' then
-  ready = math.max(take('r', tonumber(ARGV[15]), x), take('t', tonumber(ARGV[16]), x))
+  if num('warm') == 0 then
+    -- A fleet starting cold, before any answer stated the limits: one
+    -- request goes, the others wait for its answer (a change of limits
+    -- wakes them) or for warmup seconds, as the pacer's own warm-up does
+    -- within a process; then, with no limit known still, all go.
+    local probe = num('probe')
+    ready = x
+    if probe == 0 then
+      put('probe', x)
+    elseif x - probe < warmup then
+      ready = probe + warmup
+    else
+      put('warm', 1)
+    end
+  else
+    -- Not before ARGV[17] seconds from now: a caller that must also keep
+    -- to a bound of its own takes its slot where it will use it.
+    local at = math.max(x, now + (tonumber(ARGV[17]) or 0))
+    ready = math.max(take('r', tonumber(ARGV[15]), at), take('t', tonumber(ARGV[16]), at))
+  end
   if gate > now then
     local spacing = 0.001
     if num('rrate') > 0 then spacing = 0.25 / num('rrate') end
@@ -283,19 +346,30 @@ if op == 'reserve' then
 elseif op == 'cancel' then
   -- Units voided since are gone with the debt they were part of; the
   -- request is not sent either way.
+  -- The result says whether the units came back: 1 if so (or void), 0 if
+  -- later reservations hold them, and the caller keeps the slot.
+  result = 1
   if not fresh and not voided and tonumber(ARGV[17]) == oldGen then
-    give('r', tonumber(ARGV[15]))
-    give('t', tonumber(ARGV[16]))
+    local at = now + tonumber(ARGV[18])
+    local r = give('r', tonumber(ARGV[15]), at)
+    local t = give('t', tonumber(ARGV[16]), at)
+    if not (r and t) then result = 0 end
   end
-  count(now + tonumber(ARGV[18]), -tonumber(ARGV[15]), 0)
+  if result == 1 then count(now + tonumber(ARGV[18]), -tonumber(ARGV[15]), 0) end
 elseif op == 'cooldown' then
   local untl = now + tonumber(ARGV[15])
   if untl > gate then
     if gate <= now then put('spread', 0) end
     -- The reservations outstanding are void: forget what they owe, and
-    -- start from an empty bucket, as the server just said it is.
+    -- start from an empty bucket, as the server just said it is. At the
+    -- opening the bucket holds what refilled meanwhile, but at most half
+    -- its burst: the fleet's waiters wake together then, and the lateness
+    -- of such a crowd, on top of a whole burst, meets a 429.
     for _, p in ipairs({'r', 't'}) do
-      if num(p .. 'rate') > 0 then put(p .. 'empty', now) end
+      local rate = num(p .. 'rate')
+      if rate > 0 then
+        put(p .. 'empty', math.max(now, untl - 0.5 * math.max(num(p .. 'burst'), 1) / rate))
+      end
     end
     put('gate', untl)
     gate = untl
@@ -335,7 +409,7 @@ redis.call('PEXPIRE', lkey, keep)
 local live = redis.call('ZCARD', lkey)
 
 if changed and channel ~= '' then
-  redis.call('PUBLISH', channel, hkey .. ' ' .. origin)
+  redis.call('PUBLISH', channel, hkey .. ' ' .. origin .. ' ' .. string.format('%d', h['gen']))
 end
 local function f(v) return string.format('%.17g', v) end
 return {result, h['gen'], live, f(num('rrate')), f(num('rburst')), f(num('trate')), f(num('tburst')), sources}

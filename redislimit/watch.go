@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,17 +122,32 @@ func isTimeout(err error) bool {
 
 // wake wakes the waiters of the key an announcement names, unless this
 // Limiter made it: the pacer woke its own waiters already.
+//
+// It also records the generation the change began: the slots kept from
+// before it are void (see slots.go). Announcements arrive after the
+// change, and a waiter that reserved meanwhile is woken for nothing; its
+// slot, kept, is its place again.
 func (l *Limiter) wake(payload string) {
-	key, origin, _ := strings.Cut(payload, " ")
+	key, rest, _ := strings.Cut(payload, " ")
+	origin, g, _ := strings.Cut(rest, " ")
+	gen, _ := strconv.ParseInt(g, 10, 64)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gens[key] = max(l.gens[key], gen)
 	if origin == l.origin {
 		return
 	}
-	l.mu.Lock()
 	if c := l.waiters[key]; c != nil {
 		close(c)
 		delete(l.waiters, key)
 	}
-	l.mu.Unlock()
+}
+
+// announced returns the latest generation announced for key.
+func (l *Limiter) announced(key string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gens[key]
 }
 
 // changed returns the channel closed at the next change of key announced
