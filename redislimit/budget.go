@@ -31,6 +31,7 @@ type budget struct {
 	// from. The twin's reservations do not count: they may wait behind a
 	// gate only this process knows of.
 	horizon atomic.Int64
+	made    atomic.Int64 // unix ns at which that reservation was granted
 	// resumed counts the times this budget told Redis of an outage's end
 	// (twice each, see call); primed, the outages begun whose start it
 	// told the twin.
@@ -130,10 +131,14 @@ func (b *budget) args(now time.Time, op string, resume bool) []any {
 	b.mu.Lock()
 	st := b.stated
 	b.mu.Unlock()
+	var made time.Duration // 0 without a reservation: nothing outstanding
+	if m := b.made.Load(); m != 0 {
+		made = min(max(time.Duration(now.UnixNano()-m), 0), time.Hour)
+	}
 	return []any{op, l.ttl.Milliseconds(), l.channel(), l.origin,
 		liveWindow.Seconds(), headerTrust.Seconds(), ahead.Seconds(), boolArg(resume),
 		fmtRate(st[0].rate), st[0].burst, fmtRate(st[1].rate), st[1].burst,
-		countSlot.Seconds(), countSlots}
+		countSlot.Seconds(), countSlots, made.Seconds()}
 }
 
 func boolArg(b bool) int {
@@ -150,7 +155,11 @@ func (b *budget) extend(t time.Time) {
 	n := t.UnixNano()
 	for {
 		h := b.horizon.Load()
-		if n <= h || b.horizon.CompareAndSwap(h, n) {
+		if n <= h {
+			return
+		}
+		if b.horizon.CompareAndSwap(h, n) {
+			b.made.Store(time.Now().UnixNano())
 			return
 		}
 	}
@@ -235,7 +244,11 @@ func (b *budget) Reserve(ctx context.Context, now time.Time, requests, tokens in
 		}
 	}
 	start := time.Now()
-	r, err := b.call(ctx, now, "reserve", requests, tokens, after.Seconds())
+	args := []any{requests, tokens, after.Seconds()}
+	for _, sl := range b.slots.unused() {
+		args = append(args, sl.requests, sl.at.Sub(now).Seconds())
+	}
+	r, err := b.call(ctx, now, "reserve", args...)
 	late := time.Since(start)
 	if err == nil {
 		wait := time.Duration(r.result) * time.Microsecond

@@ -56,3 +56,41 @@ func TestCounts(t *testing.T) {
 		t.Errorf("sends in %d slots, want them spread over 300ms: %v", busy, counts.Sent)
 	}
 }
+
+// TestCountsKeptSlots: a slot the process kept and never used, and the
+// reservations a cool-down voided, do not count as sent.
+func TestCountsKeptSlots(t *testing.T) {
+	srv := startRedis(t)
+	ctx := context.Background()
+	a := newLimiter(t, srv).Budget("kept#01")
+	reserve(t, a) // the hash exists: the bucket starts full when the limits come
+	a.SetLimits(ctx, time.Now(), requests(pacehttp.LimitsStated, 10, 1))
+	start := time.Now()
+	var cancels []func()
+	for range 5 {
+		_, c, err := a.Reserve(ctx, time.Now(), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != nil {
+			cancels = append(cancels, c)
+		}
+	}
+	if len(cancels) != 4 {
+		t.Fatalf("%d reservations wait, want 4 (burst 1)", len(cancels))
+	}
+	cancels[0]() // mid-schedule: kept
+	a.CoolDown(ctx, time.Now(), time.Now().Add(time.Second))
+	for _, c := range cancels[1:] {
+		c() // void
+	}
+	reserve(t, a) // reports the kept slot, void now
+	counts, err := a.(Counter).Counts(ctx, time.Now(), start.Add(-time.Second), start.Add(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first probe, the burst, and the last reservation.
+	if sent, _ := counts.Between(start.Add(-time.Second), start.Add(3*time.Second)); sent != 3 {
+		t.Errorf("counted %d sent, want 3: %v", sent, counts.Sent)
+	}
+}

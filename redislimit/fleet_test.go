@@ -39,6 +39,9 @@ type workerConfig struct {
 	Burst     int
 	Timeout   time.Duration
 	FleetSize int
+	// ReportRefusals: report each 429 to the budget's Counter, as a
+	// pacer that learns from the fleet's counts would (see counts.go).
+	ReportRefusals bool
 }
 
 // workerReport is what a worker prints, as JSON, when done.
@@ -91,10 +94,11 @@ func TestFleetWorker(t *testing.T) {
 	if cfg.Rate > 0 {
 		opts = append(opts, pacehttp.WithRate(cfg.Rate, cfg.Burst))
 	}
+	var lim *Limiter
 	if cfg.Redis != "" {
 		rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis, ContextTimeoutEnabled: true})
 		defer rdb.Close()
-		lim := New(rdb, WithHook(hook), WithTimeout(cfg.Timeout), WithFleetSize(cfg.FleetSize))
+		lim = New(rdb, WithHook(hook), WithTimeout(cfg.Timeout), WithFleetSize(cfg.FleetSize))
 		defer lim.Close()
 		// A service's connections are open before its work starts; a
 		// loaded machine starting 20 processes at once may take longer
@@ -110,7 +114,17 @@ func TestFleetWorker(t *testing.T) {
 		warm.Wait()
 		opts = append(opts, pacehttp.WithLimiter(lim))
 	}
-	client := &http.Client{Transport: pacehttp.New(nil, opts...)}
+	var base http.RoundTripper
+	if cfg.ReportRefusals && lim != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		defer t.CloseIdleConnections()
+		base = refusalReporter(t, lim, func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return rep.Partition
+		})
+	}
+	client := &http.Client{Transport: pacehttp.New(base, opts...)}
 	defer client.CloseIdleConnections()
 	// Ready: the parent starts every process at once, when all are up.
 	fmt.Println("ready")
@@ -180,6 +194,25 @@ func watchStalls(end time.Time) <-chan time.Duration {
 	return out
 }
 
+// refusalReporter is a transport, under the pacer, that reports each 429
+// to the Counter of the partition partition names.
+func refusalReporter(base http.RoundTripper, lim *Limiter, partition func() string) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		sent := time.Now()
+		resp, err := base.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			if name := partition(); name != "" {
+				lim.Budget(name).(Counter).Refused(context.Background(), time.Now(), sent)
+			}
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // readyBuffer is a worker's standard output: it closes ready when the
 // worker says it is.
 type readyBuffer struct {
@@ -216,6 +249,7 @@ type fleet struct {
 	redis   string // "up" (a redis-server), "wrong" (nothing listens), "silent", "" (no Limiter)
 	dur     time.Duration
 	faults  []fault
+	report  bool // the workers report their 429s to the Counter
 }
 
 // A fault happens to the fleet's Redis at an offset from the start.
@@ -239,6 +273,14 @@ type fleetResult struct {
 	stderr            string
 	events            map[string]time.Duration // when each fault happened, from the start
 	maxStall          time.Duration            // the longest stall of any process, the API's included
+	attempts          []int                    // per second of the run, the attempts the API saw
+	counted           Counts                   // the fleet's sends and refusals as Redis counted them
+	start             time.Time
+}
+
+// countedIn returns what Redis counted in the seconds [from, to) of the run.
+func (r fleetResult) countedIn(from, to int) (sent, refused int) {
+	return r.counted.Between(r.start.Add(time.Duration(from)*time.Second), r.start.Add(time.Duration(to)*time.Second))
 }
 
 // rate returns the accepted requests per second over the limit, and the
@@ -297,7 +339,8 @@ func (f fleet) run(t *testing.T) fleetResult {
 	var srv *redisServer
 	// Each process knows the fleet's size, as a deployment does: its share
 	// when it fails open before Redis has counted the processes.
-	cfg := workerConfig{Workers: f.workers, Rate: f.rate, Burst: f.burst, Timeout: timeout, FleetSize: f.procs, Duration: f.dur}
+	cfg := workerConfig{Workers: f.workers, Rate: f.rate, Burst: f.burst, Timeout: timeout, FleetSize: f.procs,
+		Duration: f.dur, ReportRefusals: f.report}
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
 	}
@@ -378,6 +421,15 @@ func (f fleet) run(t *testing.T) fleetResult {
 	}
 	res.maxStall = max(res.maxStall, <-stalls)
 	res.stderr = stderr.String()
+	res.start = start
+	if srv != nil && len(res.reports) > 0 && res.reports[0].Partition != "" {
+		l := New(srv.client(t), WithHook(nil), WithoutWatch(), WithTimeout(time.Second))
+		c, err := l.Budget(res.reports[0].Partition).(Counter).Counts(context.Background(), time.Now(), start, start.Add(f.dur))
+		if err != nil {
+			t.Errorf("reading the fleet's counts: %v", err)
+		}
+		res.counted = c
+	}
 	st := api.Stats()
 	secs := int(f.dur / time.Second)
 	for i := first; i < first+secs; i++ {
@@ -387,6 +439,7 @@ func (f fleet) run(t *testing.T) fleetResult {
 		}
 		res.accepted = append(res.accepted, a)
 		res.refused = append(res.refused, r)
+		res.attempts = append(res.attempts, a+r)
 	}
 	return res
 }
@@ -465,6 +518,28 @@ func (f fleet) measure(t *testing.T, check func(r fleetResult) []string) fleetRe
 	}
 }
 
+// checkCounted checks that Redis counted what the fleet sent, and had
+// refused, as the API saw it, over the whole seconds of the run after the
+// first: the fleet's delivery rate is known in Redis, whichever process
+// asks (see Counter).
+func (r fleetResult) checkCounted(t *testing.T) {
+	t.Helper()
+	api, refused := 0, 0
+	for i := 1; i < len(r.attempts); i++ {
+		api += r.attempts[i]
+		refused += r.refused[i]
+	}
+	sent, ref := r.countedIn(1, len(r.attempts))
+	// A second's boundary may fall between a reservation's instant and its
+	// arrival; a slot kept and never used is counted too.
+	if d := sent - api; d < -3 || d > 3+api/50 {
+		t.Errorf("Redis counted %d sends, the API saw %d attempts", sent, api)
+	}
+	if ref > refused {
+		t.Errorf("Redis counted %d refusals, the API made %d", ref, refused)
+	}
+}
+
 // steady checks the goal of a run without faults: at least 90% of the
 // limit and at most 1% of 429s after the first second.
 func steady(r fleetResult) []string {
@@ -487,6 +562,7 @@ func TestFleetStated(t *testing.T) {
 			acc, ref := r.rate(1, len(r.accepted))
 			t.Logf("%d processes, stated rate: accepted/limit %.2f, 429s %.3f; per second %s; longest stall %v; %s",
 				procs, acc, ref, r.timeline(), r.maxStall, r.outages())
+			r.checkCounted(t)
 		})
 	}
 }
@@ -580,5 +656,40 @@ func TestFleetFaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFleetMeasure measures what the goal leaves to the pacer's learning,
+// for docs/fleet.md: fleets of 1, 2, 4 and 20 processes on an API that
+// sends Retry-After alone (no rate-limit headers, no stated rate), with
+// Redis and without. With today's pacer each process learns the rate from
+// the throttles it meets itself, so the fleet's figures are measured, not
+// asserted. The workers report their 429s to the Counter, and the test
+// checks that Redis counted the fleet's sends and refusals as the API saw
+// them: what a pacer learning for the fleet would read. It runs only when
+// REDISLIMIT_MEASURE is set, as it takes a few minutes:
+//
+//	REDISLIMIT_MEASURE=1 go test -run TestFleetMeasure -v ./redislimit
+func TestFleetMeasure(t *testing.T) {
+	if os.Getenv("REDISLIMIT_MEASURE") == "" {
+		t.Skip("set REDISLIMIT_MEASURE=1 to measure")
+	}
+	for _, procs := range []int{1, 2, 4, 20} {
+		for _, rdb := range []string{"up", ""} {
+			f := fleet{procs: procs, redis: rdb, report: rdb != "", dur: 10 * time.Second}
+			r := f.run(t)
+			acc, ref := r.rate(1, len(r.accepted))
+			limiter := "local"
+			if rdb != "" {
+				limiter = "Redis"
+				if r.outages() == "0 outages in 0 processes" {
+					r.checkCounted(t) // what fails open is not counted
+				}
+			}
+			done, failed := r.done()
+			sent, refused := r.countedIn(1, len(r.accepted))
+			t.Logf("Retry-After only, %2d processes, %-5s: accepted/limit %.2f, 429s %.3f of attempts; done %d, failed %d; per second %s; Redis counted %d sent, %d refused; longest stall %v; %s",
+				procs, limiter, acc, ref, done, failed, r.timeline(), sent, refused, r.maxStall, r.outages())
+		}
 	}
 }

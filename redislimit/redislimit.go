@@ -39,6 +39,9 @@ import (
 // script keeps in Redis. What a process does meanwhile is never written
 // back to Redis.
 //
+// The budgets also count what the fleet sends (see Counter), the measure
+// a pacer needs to learn a limit for the fleet rather than for one process.
+//
 // Most callers need only New and pacehttp.WithLimiter:
 //
 //	lim := redislimit.New(client)

@@ -59,7 +59,10 @@ import (
 // A hash without gen is new, or was lost. Its buckets then start as the
 // caller's own latest reservation in Redis left them (ahead), and at most
 // half full: a busy fleet whose state was flushed still holds reservations
-// up to about that instant, and a fleet that starts cold wakes together. A caller back from failing open (resume) empties the
+// up to about that instant, and a fleet that starts cold wakes together.
+// For window seconds after (born), each caller's latest reservation moves
+// the buckets' end at least that far: the fleet's reservations made before
+// the loss are all still to be sent. A caller back from failing open (resume) empties the
 // buckets at least down to that, and to now: the fleet sent meanwhile
 // without counting in Redis.
 //
@@ -69,11 +72,14 @@ import (
 //	6 htrust (s)  7 ahead (s, may be negative)  8 resume (0, 1)
 //	9..12 stated: requests rate, burst, tokens rate, burst (0: none)
 //	13 slot (s, the width of a counting slot)  14 slots (ring size)
+//	15 made (s since the caller's latest reservation was granted)
 //
-// then per operation, from ARGV[15]:
+// then per operation, from ARGV[16]:
 //
 //	reserve  requests tokens after      -> wait (µs), not before after
-//	                                       seconds from now
+//	         [requests at]...              seconds from now; then slots
+//	                                       the caller kept and did not
+//	                                       use (at: s from now)
 //	cancel   requests tokens gen at     -> 1 if the units came back (or
 //	                                       were void), 0 if later
 //	                                       reservations hold them (at: s
@@ -101,6 +107,7 @@ local origin = ARGV[4]
 local window = tonumber(ARGV[5])
 local htrust = tonumber(ARGV[6])
 local ahead = tonumber(ARGV[7])
+local made = tonumber(ARGV[15]) -- seconds since the caller's latest reservation was granted
 local resume = ARGV[8] == '1'
 local stated = {r = {tonumber(ARGV[9]), tonumber(ARGV[10])}, t = {tonumber(ARGV[11]), tonumber(ARGV[12])}}
 local slot = tonumber(ARGV[13])
@@ -126,8 +133,8 @@ end
 
 if op == 'counts' then
   -- {now (µs), slot width (µs), then per slot from the oldest: sent, refused}
-  local from = math.floor((now + tonumber(ARGV[15])) / slot)
-  local last = math.floor((now + tonumber(ARGV[16])) / slot)
+  local from = math.floor((now + tonumber(ARGV[16])) / slot)
+  local last = math.floor((now + tonumber(ARGV[17])) / slot)
   from = math.max(from, last - slots + 1)
   local out = {math.floor(now * 1e6), math.floor(slot * 1e6), from}
   for s = from, last do
@@ -257,9 +264,9 @@ local function rank(r)
 end
 
 if op == 'limits' then
-  local src = ARGV[15]
+  local src = ARGV[16]
   for i, p in ipairs({'r', 't'}) do
-    local rate, burst = tonumber(ARGV[14 + 3 * i - 1]), tonumber(ARGV[14 + 3 * i])
+    local rate, burst = tonumber(ARGV[15 + 3 * i - 1]), tonumber(ARGV[15 + 3 * i])
     if src == 'h' then
       -- Processes infer the rate from the headers each with its own
       -- precision: the lowest inferred within the window holds.
@@ -287,7 +294,12 @@ for _, p in ipairs({'r', 't'}) do
   apply(p, rate, burst, x)
   sources = sources .. src
 end
-if fresh or resume then
+if fresh then put('born', now) end
+-- The caller's latest reservation was granted before the state was
+-- lost (by a margin for the callers' clocks), and has not been voided
+-- since: the fleet still holds it.
+local young = now - num('born') < window and now - made < num('born') - 0.05
+if fresh or resume or young then
   for _, p in ipairs({'r', 't'}) do
     local rate = num(p .. 'rate')
     if rate > 0 then
@@ -330,10 +342,10 @@ if op == 'reserve' then
       put('warm', 1)
     end
   else
-    -- Not before ARGV[17] seconds from now: a caller that must also keep
+    -- Not before ARGV[18] seconds from now: a caller that must also keep
     -- to a bound of its own takes its slot where it will use it.
-    local at = math.max(x, now + (tonumber(ARGV[17]) or 0))
-    ready = math.max(take('r', tonumber(ARGV[15]), at), take('t', tonumber(ARGV[16]), at))
+    local at = math.max(x, now + (tonumber(ARGV[18]) or 0))
+    ready = math.max(take('r', tonumber(ARGV[16]), at), take('t', tonumber(ARGV[17]), at))
   end
   if gate > now then
     local spacing = 0.001
@@ -342,22 +354,26 @@ if op == 'reserve' then
     put('spread', num('spread') + 1)
   end
   result = math.ceil((ready - now) * 1e6)
-  count(ready, tonumber(ARGV[15]), 0)
+  count(ready, tonumber(ARGV[16]), 0)
+  -- Slots the caller kept and did not use: not sent after all.
+  for i = 19, #ARGV - 1, 2 do
+    count(now + tonumber(ARGV[i + 1]), -tonumber(ARGV[i]), 0)
+  end
 elseif op == 'cancel' then
   -- Units voided since are gone with the debt they were part of; the
   -- request is not sent either way.
   -- The result says whether the units came back: 1 if so (or void), 0 if
   -- later reservations hold them, and the caller keeps the slot.
   result = 1
-  if not fresh and not voided and tonumber(ARGV[17]) == oldGen then
-    local at = now + tonumber(ARGV[18])
-    local r = give('r', tonumber(ARGV[15]), at)
-    local t = give('t', tonumber(ARGV[16]), at)
+  if not fresh and not voided and tonumber(ARGV[18]) == oldGen then
+    local at = now + tonumber(ARGV[19])
+    local r = give('r', tonumber(ARGV[16]), at)
+    local t = give('t', tonumber(ARGV[17]), at)
     if not (r and t) then result = 0 end
   end
-  if result == 1 then count(now + tonumber(ARGV[18]), -tonumber(ARGV[15]), 0) end
+  if result == 1 then count(now + tonumber(ARGV[19]), -tonumber(ARGV[16]), 0) end
 elseif op == 'cooldown' then
-  local untl = now + tonumber(ARGV[15])
+  local untl = now + tonumber(ARGV[16])
   if untl > gate then
     if gate <= now then put('spread', 0) end
     -- The reservations outstanding are void: forget what they owe, and
@@ -378,7 +394,7 @@ elseif op == 'cooldown' then
   end
 elseif op == 'limits' then
   for i, p in ipairs({'r', 't'}) do
-    local remaining = tonumber(ARGV[15 + 3 * i])
+    local remaining = tonumber(ARGV[16 + 3 * i])
     local r = num(p .. 'rate')
     -- Servers round down: one that shows R may hold R+1.
     if remaining >= 0 and r > 0 and level(p, x) > remaining + 1 then
@@ -386,7 +402,7 @@ elseif op == 'limits' then
     end
   end
 elseif op == 'refused' then
-  count(now - tonumber(ARGV[15]), 0, 1)
+  count(now - tonumber(ARGV[16]), 0, 1)
 elseif op ~= 'sync' then
   return redis.error_reply('redislimit: unknown operation ' .. op)
 end

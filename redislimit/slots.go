@@ -21,10 +21,15 @@ type slot struct {
 // slots are the slots a budget keeps. A slot is good until its instant
 // while its generation is the last Redis reported, and no later one was
 // announced.
+//
+// Redis counted a kept slot as sent when it granted it (see Counter); one
+// that goes unused (it passes, or is void) is given back to the count with
+// the process's next reservation (dropped).
 type slots struct {
-	mu   sync.Mutex
-	gen  int64
-	kept []slot
+	mu      sync.Mutex
+	gen     int64
+	kept    []slot
+	dropped []slot
 }
 
 // maxSlots bounds the slots kept; a process holds at most one per waiter.
@@ -36,8 +41,26 @@ func (s *slots) sync(gen int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != s.gen {
+		s.drop(s.kept...)
 		s.gen, s.kept = gen, s.kept[:0]
 	}
+}
+
+// drop adds unused slots to those the count must lose. s.mu must be held.
+func (s *slots) drop(sls ...slot) {
+	if room := maxSlots - len(s.dropped); len(sls) > room {
+		sls = sls[:max(room, 0)]
+	}
+	s.dropped = append(s.dropped, sls...)
+}
+
+// unused returns the slots dropped since the last call.
+func (s *slots) unused() []slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dropped
+	s.dropped = nil
+	return d
 }
 
 func (s *slots) keep(sl slot) {
@@ -45,6 +68,8 @@ func (s *slots) keep(sl slot) {
 	defer s.mu.Unlock()
 	if sl.gen == s.gen && len(s.kept) < maxSlots {
 		s.kept = append(s.kept, sl)
+	} else {
+		s.drop(sl)
 	}
 }
 
@@ -57,6 +82,7 @@ func (s *slots) take(now time.Time, requests, tokens int, announced int64) (slot
 	live := s.kept[:0]
 	for _, sl := range s.kept {
 		if sl.at.Before(now) || sl.gen != s.gen || sl.gen < announced {
+			s.drop(sl)
 			continue
 		}
 		live = append(live, sl)
