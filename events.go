@@ -22,15 +22,37 @@ const (
 	EventCoolDown
 	// EventRateChange: the adaptive pacer set the partition's rate to Rate.
 	EventRateChange
+	// EventStoreCall: a Limiter's call to the store its budgets live in
+	// (Redis, say) ended. Wait is how long it took; Err is set if it failed.
+	// Reason names the operation. Limiters emit it through their own hook
+	// option; the pacer never does.
+	EventStoreCall
+	// EventStoreDown: the Limiter's store is out of reach. Reason says how
+	// the Limiter runs meanwhile ("fail open", "fail closed"); Err why.
+	EventStoreDown
+	// EventStoreUp: the Limiter's store answers again, after Wait out of
+	// reach.
+	EventStoreUp
+	// EventStoreRefused: the Limiter refused a request because its store was
+	// out of reach (fail closed); the request was not sent.
+	EventStoreRefused
+	// EventStoreLog: the store's client logged a message (a failed dial,
+	// say), in Err.
+	EventStoreLog
 )
 
 var eventKindNames = [...]string{
-	EventAttempt:    "attempt",
-	EventRetry:      "retry",
-	EventGiveUp:     "give-up",
-	EventPaced:      "paced",
-	EventCoolDown:   "cool-down",
-	EventRateChange: "rate-change",
+	EventAttempt:      "attempt",
+	EventRetry:        "retry",
+	EventGiveUp:       "give-up",
+	EventPaced:        "paced",
+	EventCoolDown:     "cool-down",
+	EventRateChange:   "rate-change",
+	EventStoreCall:    "store-call",
+	EventStoreDown:    "store-down",
+	EventStoreUp:      "store-up",
+	EventStoreRefused: "store-refused",
+	EventStoreLog:     "store-log",
 }
 
 // String returns the kind's lower-case name, such as "retry".
