@@ -606,6 +606,14 @@ func (l *learner) endCold(now, sent time.Time) {
 // left), so the first such refusal makes the cap tentative, at half the
 // level after a cold start; the second confirms it. A refusal below the
 // levels accepted shows a rate, and from then on no cap is inferred.
+//
+// Until the two are told apart after a cold start, a rate search hedges
+// the tentative cap: both hold requests back. Under a rate the server's
+// bucket is empty, and a window's worth let out at once when the gate
+// opens meets refusals for all but one or two; over a network all of it
+// leaves before the first refusal is heard (the retry-after batch saw 8 of
+// 9 refused). A confirmed cap drops the hedge; a refusal of the hedge
+// starts the search again from there, as a refusal that shows a rate does.
 func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
 	signature := inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1
 	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
@@ -618,11 +626,16 @@ func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) boo
 	switch {
 	case cold:
 		l.window, l.sure = max(c/2, 1), false
+		l.searchFromCold(now)
+		l.searched = false // a hedge: see searchRefused
 	case l.capped && l.sure:
 		l.windowHold = min(2*l.windowHold, maxWindowHold)
 		l.window = c
 	default:
 		l.window, l.sure = c, l.capped
+		if l.sure && l.coldSearch && !l.searched {
+			l.phase, l.phaseAt = unlimited, now // the hedge is not needed
+		}
 	}
 	l.windowAt, l.capped = now, true
 	return true
@@ -669,6 +682,14 @@ func (l *learner) coldBase() float64 {
 // ceiling ceil (refillBound), of a request sent at sent; prev is the
 // refusal before.
 func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64) {
+	if !l.searched {
+		// The search that hedged a cold start's refusal taken for a
+		// cap's (see capRefusal), refused: the limit is a rate, and the
+		// search starts again from here, as if that refusal had shown
+		// it; its base is what the cold start got through.
+		l.searchFromCold(now)
+		return
+	}
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the
 		// rate the search was refused at is not far above the limit (it

@@ -266,3 +266,71 @@ func TestLearnerOneBurstOfRefusalsIsOneSign(t *testing.T) {
 		}
 	}
 }
+
+// coldStart runs a learner through a cold start whose rounds of 1, 2 and 4
+// requests, 10ms apart, are served, and whose round of 8 is refused at its
+// top level, heard at 30ms.
+func coldStart(t *testing.T) (learner, refusal) {
+	t.Helper()
+	l := newLearner(at(0), 0, 0, 0)
+	for round, n := 0, 1; n <= 8; round, n = round+1, 2*n {
+		sent := at(float64(10 * round))
+		for range n {
+			l.left(sent)
+		}
+		if n == 8 {
+			return l, l.refused(sent, sent, n, false)
+		}
+		for i := range n {
+			l.accepted(sent.Add(10*time.Millisecond), sent, i+1)
+		}
+	}
+	panic("unreachable")
+}
+
+// The cold start's first refusal looks the same under a concurrency cap and
+// under a rate. Taken for a tentative cap, it is hedged by a rate search, so
+// that under a rate the gate's opening does not let a window's worth out
+// into an empty bucket: over a network the retry-after batch saw 8 of 9
+// refused there, and 4-6% 429s in all.
+func TestLearnerColdRefusalHedged(t *testing.T) {
+	l, why := coldStart(t)
+	if !why.concurrency || !l.capped {
+		t.Fatalf("cold refusal at the top level: %+v, capped %v; want a tentative cap", why, l.capped)
+	}
+	r := l.rate(at(30))
+	if want := l.coldBase(); math.IsInf(r, 1) || math.Abs(r-want) > want/100 {
+		t.Errorf("rate after the cold refusal = %.1f/s, want the cold start's %.1f/s", r, want)
+	}
+
+	t.Run("cap confirmed", func(t *testing.T) {
+		l, _ := coldStart(t)
+		n := l.window
+		for i := range n {
+			l.left(at(40))
+			l.accepted(at(50), at(40), i+1)
+		}
+		l.left(at(50))
+		if why := l.refused(at(51), at(50), l.window+1, false); !why.concurrency || !l.sure {
+			t.Fatalf("refusal above the window: %+v, sure %v; want the cap confirmed", why, l.sure)
+		}
+		if r := l.rate(at(51)); !math.IsInf(r, 1) {
+			t.Errorf("rate once the cap is confirmed = %.1f/s, want none", r)
+		}
+	})
+
+	t.Run("rate shown", func(t *testing.T) {
+		l, _ := coldStart(t)
+		for i := range 6 {
+			l.accepted(at(40), at(30), i+1) // the served of the round of 8
+		}
+		l.left(at(40))
+		l.refused(at(41), at(40), 2, false) // refused with one other out
+		if l.capped || l.window != 0 {
+			t.Errorf("window %d, capped %v after a refusal below the levels served; want lifted", l.window, l.capped)
+		}
+		if l.phase != searching || l.phaseAt != at(41) {
+			t.Errorf("phase %d since %v, want a search from the refusal at 41ms", l.phase, l.phaseAt)
+		}
+	})
+}
