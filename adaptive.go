@@ -378,6 +378,18 @@ func (l *learner) advance(now time.Time) {
 	}
 }
 
+// sendBurst returns the burst to send at rate r at now: the estimate of the
+// server's burst, but no more than a search sends in searchDoubling while it
+// searches. A search's rate is a guess that may be far above the limit, and
+// the bucket it fills while the gate is closed would leave all at once at
+// the opening.
+func (l *learner) sendBurst(now time.Time, r float64) float64 {
+	if l.phase == searching && !l.trusted(now) {
+		return min(l.burst, max(1, math.Floor(r*searchDoubling.Seconds())))
+	}
+	return l.burst
+}
+
 // perRequests returns how long n requests take at the estimated limit, at
 // least a second: a slow limit holds and climbs by the requests it serves,
 // not by the clock, so that its few requests are not mostly refused.

@@ -177,7 +177,7 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 		return Limits{}, false // headers set the budget's limits themselves
 	}
 	r := part.learn.rate(now)
-	b := headroom(int(math.Min(math.Max(part.learn.burst, 1), math.MaxInt32)))
+	b := headroom(int(math.Min(math.Max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
 	if math.IsInf(r, 1) {
 		if math.IsInf(part.sentRate, 1) {
 			return Limits{}, false

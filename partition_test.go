@@ -3,6 +3,7 @@ package pacehttp
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
@@ -159,4 +160,40 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
+}
+
+// While the learner searches, the budget's burst is what the search sends
+// in searchDoubling, not the server's burst: the search's rate is a guess,
+// and the bucket it fills while the gate is closed leaves all at once when
+// the gate opens. Over a network the 60-a-minute batch (a burst of 60, 1/s)
+// searched at 9.9/s and let 16 out at one opening, 15 of them refused.
+func TestRateUpdateBurstWhileSearching(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		phase phase
+		rate  float64
+		want  int
+	}{
+		{"searching slowly", searching, 10, 1},
+		{"searching fast", searching, 200, headroom(30)},
+		{"holding", holding, 10, headroom(51)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			part := &partition{learn: newLearner(at(0), 0, 0, 0), sentRate: math.Inf(1)}
+			part.learn.burst = 51
+			switch tc.phase {
+			case searching:
+				part.learn.startSearch(at(0), tc.rate)
+			case holding:
+				part.learn.startHold(at(0), tc.rate/sendMargin)
+			}
+			l, ok := part.rateUpdate(at(0))
+			if !ok {
+				t.Fatal("no update")
+			}
+			if l.Requests.Burst != tc.want {
+				t.Errorf("burst %d at %.0f/s, want %d", l.Requests.Burst, l.Requests.Rate, tc.want)
+			}
+		})
+	}
 }
