@@ -617,7 +617,13 @@ func (l *learner) endCold(now, sent time.Time) {
 // refusals can look the same (a burst runs out in the order requests
 // left), so the first such refusal makes the cap tentative, at half the
 // level after a cold start; the second confirms it. A refusal below the
-// levels accepted shows a rate, and from then on no cap is inferred.
+// levels accepted shows a rate, and from then on no cap is inferred; so
+// does one below minCap, even under a cap already inferred, and no cap is
+// inferred while the levels served stay below minCap: several clients that
+// share a rate each have a few requests out, and their refusals come at
+// levels as high as any they were served at. (A refusal's level is its
+// burst's, and a success's what its burst got served together; see
+// sendSpread.)
 //
 // Until the two are told apart after a cold start, a rate search hedges
 // the tentative cap: both hold requests back. Under a rate the server's
@@ -627,7 +633,7 @@ func (l *learner) endCold(now, sent time.Time) {
 // 9 refused). A confirmed cap drops the hedge; a refusal of the hedge
 // starts the search again from there, as a refusal that shows a rate does.
 func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
-	signature := inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1
+	signature := okPeak >= minCap-1 && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= max(okPeak-1, minCap))
 	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
 		// (After a cold start with slow answers, too few have come back
 		// to tell the levels served.)
@@ -698,8 +704,13 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64)
 		// The search that hedged a cold start's refusal taken for a
 		// cap's (see capRefusal), refused: the limit is a rate, and the
 		// search starts again from here, as if that refusal had shown
-		// it; its base is what the cold start got through.
+		// it; its base is what the cold start got through, or the
+		// ceiling the two refusals prove when that is lower (a bucket
+		// whose burst dwarfs its rate got the cold start far).
 		l.searchFromCold(now)
+		if ceil < l.base {
+			l.base, l.coldSearch = max(ceil, l.floor), false
+		}
 		return
 	}
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {

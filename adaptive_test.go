@@ -334,3 +334,53 @@ func TestLearnerColdRefusalHedged(t *testing.T) {
 		}
 	})
 }
+
+// capRefusal tells a concurrency cap's refusals from a rate's by the levels
+// they come at: not below the levels served, and not below minCap.
+func TestLearnerCapRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capped   bool // a tentative cap is inferred already
+		inFlight int  // the refusal's level
+		okPeak   int  // the levels served lately
+		want     bool // read as the cap's
+	}{
+		{"at the levels served", false, 9, 8, true},
+		{"below the levels served", false, 5, 8, false},
+		{"at a cap inferred", true, 7, 8, true},
+		// A rate server read as a cap once (a penalty box's refusals at 3
+		// of 4): the refusals that follow must not shrink the window to
+		// 1 and confirm it, with no rate to hold anyone back.
+		{"below minCap at a cap inferred", true, 3, 4, false},
+		// Four clients sharing a rate: each has two or three out, and a
+		// burst after the gate opens is refused at its top level.
+		{"levels served below minCap", false, 8, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd = at(0)
+			l.capped, l.window = tc.capped, tc.okPeak
+			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false); got != tc.want {
+				t.Errorf("capRefusal(level %d, served %d) = %v, want %v", tc.inFlight, tc.okPeak, got, tc.want)
+			}
+			if !tc.want && (l.capped || l.window != 0) {
+				t.Errorf("window %d, capped %v after a rate's refusal; want lifted", l.window, l.capped)
+			}
+		})
+	}
+}
+
+// The search that hedged the cold start's refusal, refused, starts again
+// from the ceiling the two refusals prove when that is below the cold
+// start's rate: a burst of 60 refilled at 1/s got the cold start to 60 in
+// 6s, and a search from 9.9/s cost a burst of refusals.
+func TestLearnerHedgeRestartsBelowCeiling(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.coldAccepted, l.coldSpan, l.coldEnd = 66, 6400*time.Millisecond, at(6400)
+	l.searchFromCold(at(6400))
+	l.searched = false // the hedge, as capRefusal starts it
+	l.searchRefused(at(8700), at(8700), at(6400), 9.9, 0, 1.5)
+	if l.phase != searching || l.base != 1.5 {
+		t.Errorf("phase %d from %.2f/s, want a search from the ceiling, 1.5/s", l.phase, l.base)
+	}
+}
