@@ -378,6 +378,18 @@ func (l *learner) advance(now time.Time) {
 	}
 }
 
+// sendBurst returns the burst to send at rate r at now: the estimate of the
+// server's burst, but no more than a search sends in searchDoubling while it
+// searches. A search's rate is a guess that may be far above the limit, and
+// the bucket it fills while the gate is closed would leave all at once at
+// the opening.
+func (l *learner) sendBurst(now time.Time, r float64) float64 {
+	if l.phase == searching && !l.trusted(now) {
+		return min(l.burst, max(1, math.Floor(r*searchDoubling.Seconds())))
+	}
+	return l.burst
+}
+
 // perRequests returns how long n requests take at the estimated limit, at
 // least a second: a slow limit holds and climbs by the requests it serves,
 // not by the clock, so that its few requests are not mostly refused.
@@ -605,9 +617,23 @@ func (l *learner) endCold(now, sent time.Time) {
 // refusals can look the same (a burst runs out in the order requests
 // left), so the first such refusal makes the cap tentative, at half the
 // level after a cold start; the second confirms it. A refusal below the
-// levels accepted shows a rate, and from then on no cap is inferred.
+// levels accepted shows a rate, and from then on no cap is inferred; so
+// does one below minCap, even under a cap already inferred, and no cap is
+// inferred while the levels served stay below minCap: several clients that
+// share a rate each have a few requests out, and their refusals come at
+// levels as high as any they were served at. (A refusal's level is its
+// burst's, and a success's what its burst got served together; see
+// sendSpread.)
+//
+// Until the two are told apart after a cold start, a rate search hedges
+// the tentative cap: both hold requests back. Under a rate the server's
+// bucket is empty, and a window's worth let out at once when the gate
+// opens meets refusals for all but one or two; over a network all of it
+// leaves before the first refusal is heard (the retry-after batch saw 8 of
+// 9 refused). A confirmed cap drops the hedge; a refusal of the hedge
+// starts the search again from there, as a refusal that shows a rate does.
 func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
-	signature := inFlight >= max(okPeak, minCap) || l.capped && inFlight >= okPeak-1
+	signature := okPeak >= minCap-1 && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= max(okPeak-1, minCap))
 	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
 		// (After a cold start with slow answers, too few have come back
 		// to tell the levels served.)
@@ -618,11 +644,16 @@ func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) boo
 	switch {
 	case cold:
 		l.window, l.sure = max(c/2, 1), false
+		l.searchFromCold(now)
+		l.searched = false // a hedge: see searchRefused
 	case l.capped && l.sure:
 		l.windowHold = min(2*l.windowHold, maxWindowHold)
 		l.window = c
 	default:
 		l.window, l.sure = c, l.capped
+		if l.sure && l.coldSearch && !l.searched {
+			l.phase, l.phaseAt = unlimited, now // the hedge is not needed
+		}
 	}
 	l.windowAt, l.capped = now, true
 	return true
@@ -669,6 +700,19 @@ func (l *learner) coldBase() float64 {
 // ceiling ceil (refillBound), of a request sent at sent; prev is the
 // refusal before.
 func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64) {
+	if !l.searched {
+		// The search that hedged a cold start's refusal taken for a
+		// cap's (see capRefusal), refused: the limit is a rate, and the
+		// search starts again from here, as if that refusal had shown
+		// it; its base is what the cold start got through, or the
+		// ceiling the two refusals prove when that is lower (a bucket
+		// whose burst dwarfs its rate got the cold start far).
+		l.searchFromCold(now)
+		if ceil < l.base {
+			l.base, l.coldSearch = max(ceil, l.floor), false
+		}
+		return
+	}
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the
 		// rate the search was refused at is not far above the limit (it

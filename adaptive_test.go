@@ -266,3 +266,121 @@ func TestLearnerOneBurstOfRefusalsIsOneSign(t *testing.T) {
 		}
 	}
 }
+
+// coldStart runs a learner through a cold start whose rounds of 1, 2 and 4
+// requests, 10ms apart, are served, and whose round of 8 is refused at its
+// top level, heard at 30ms.
+func coldStart(t *testing.T) (learner, refusal) {
+	t.Helper()
+	l := newLearner(at(0), 0, 0, 0)
+	for round, n := 0, 1; n <= 8; round, n = round+1, 2*n {
+		sent := at(float64(10 * round))
+		for range n {
+			l.left(sent)
+		}
+		if n == 8 {
+			return l, l.refused(sent, sent, n, false)
+		}
+		for i := range n {
+			l.accepted(sent.Add(10*time.Millisecond), sent, i+1)
+		}
+	}
+	panic("unreachable")
+}
+
+// The cold start's first refusal looks the same under a concurrency cap and
+// under a rate. Taken for a tentative cap, it is hedged by a rate search, so
+// that under a rate the gate's opening does not let a window's worth out
+// into an empty bucket: over a network the retry-after batch saw 8 of 9
+// refused there, and 4-6% 429s in all.
+func TestLearnerColdRefusalHedged(t *testing.T) {
+	l, why := coldStart(t)
+	if !why.concurrency || !l.capped {
+		t.Fatalf("cold refusal at the top level: %+v, capped %v; want a tentative cap", why, l.capped)
+	}
+	r := l.rate(at(30))
+	if want := l.coldBase(); math.IsInf(r, 1) || math.Abs(r-want) > want/100 {
+		t.Errorf("rate after the cold refusal = %.1f/s, want the cold start's %.1f/s", r, want)
+	}
+
+	t.Run("cap confirmed", func(t *testing.T) {
+		l, _ := coldStart(t)
+		n := l.window
+		for i := range n {
+			l.left(at(40))
+			l.accepted(at(50), at(40), i+1)
+		}
+		l.left(at(50))
+		if why := l.refused(at(51), at(50), l.window+1, false); !why.concurrency || !l.sure {
+			t.Fatalf("refusal above the window: %+v, sure %v; want the cap confirmed", why, l.sure)
+		}
+		if r := l.rate(at(51)); !math.IsInf(r, 1) {
+			t.Errorf("rate once the cap is confirmed = %.1f/s, want none", r)
+		}
+	})
+
+	t.Run("rate shown", func(t *testing.T) {
+		l, _ := coldStart(t)
+		for i := range 6 {
+			l.accepted(at(40), at(30), i+1) // the served of the round of 8
+		}
+		l.left(at(40))
+		l.refused(at(41), at(40), 2, false) // refused with one other out
+		if l.capped || l.window != 0 {
+			t.Errorf("window %d, capped %v after a refusal below the levels served; want lifted", l.window, l.capped)
+		}
+		if l.phase != searching || l.phaseAt != at(41) {
+			t.Errorf("phase %d since %v, want a search from the refusal at 41ms", l.phase, l.phaseAt)
+		}
+	})
+}
+
+// capRefusal tells a concurrency cap's refusals from a rate's by the levels
+// they come at: not below the levels served, and not below minCap.
+func TestLearnerCapRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capped   bool // a tentative cap is inferred already
+		inFlight int  // the refusal's level
+		okPeak   int  // the levels served lately
+		want     bool // read as the cap's
+	}{
+		{"at the levels served", false, 9, 8, true},
+		{"below the levels served", false, 5, 8, false},
+		{"at a cap inferred", true, 7, 8, true},
+		// A rate server read as a cap once (a penalty box's refusals at 3
+		// of 4): the refusals that follow must not shrink the window to
+		// 1 and confirm it, with no rate to hold anyone back.
+		{"below minCap at a cap inferred", true, 3, 4, false},
+		// Four clients sharing a rate: each has two or three out, and a
+		// burst after the gate opens is refused at its top level.
+		{"levels served below minCap", false, 8, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd = at(0)
+			l.capped, l.window = tc.capped, tc.okPeak
+			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false); got != tc.want {
+				t.Errorf("capRefusal(level %d, served %d) = %v, want %v", tc.inFlight, tc.okPeak, got, tc.want)
+			}
+			if !tc.want && (l.capped || l.window != 0) {
+				t.Errorf("window %d, capped %v after a rate's refusal; want lifted", l.window, l.capped)
+			}
+		})
+	}
+}
+
+// The search that hedged the cold start's refusal, refused, starts again
+// from the ceiling the two refusals prove when that is below the cold
+// start's rate: a burst of 60 refilled at 1/s got the cold start to 60 in
+// 6s, and a search from 9.9/s cost a burst of refusals.
+func TestLearnerHedgeRestartsBelowCeiling(t *testing.T) {
+	l := newLearner(at(0), 0, 0, 0)
+	l.coldAccepted, l.coldSpan, l.coldEnd = 66, 6400*time.Millisecond, at(6400)
+	l.searchFromCold(at(6400))
+	l.searched = false // the hedge, as capRefusal starts it
+	l.searchRefused(at(8700), at(8700), at(6400), 9.9, 0, 1.5)
+	if l.phase != searching || l.base != 1.5 {
+		t.Errorf("phase %d from %.2f/s, want a search from the ceiling, 1.5/s", l.phase, l.base)
+	}
+}

@@ -77,7 +77,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		part.overloads = 0
 	}
 	if !throttled && !overloaded {
-		part.learn.accepted(now, t.sent, t.inFlight)
+		part.learn.accepted(now, t.sent, part.successLevel(t))
 		closedAt := part.gate.closedAt
 		opened := part.gate.served(now, t.sent, t.probe)
 		if opened {
@@ -108,7 +108,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		}
 	}
 	if throttled {
-		why = part.learn.refused(now, t.sent, t.inFlight, t.probe)
+		why = part.learn.refused(now, t.sent, part.refusalLevel(t), t.probe)
 	}
 	if why.concurrency && !hinted {
 		// The in-flight limit holds the others; the refused request

@@ -95,10 +95,12 @@ type pacer struct {
 // A ticket is what the pacer remembers of a request between sending it and
 // reading its answer.
 type ticket struct {
-	sent     time.Time
-	inFlight int  // requests out when it left, itself included
-	probe    bool // it left as the gate's probe
-	tracked  bool // its slot is held until its body is closed
+	sent      time.Time
+	burstFrom int64 // its send burst (see sendSpread): when the first left
+	burstBase int32 // and how many were out before it
+	inFlight  int32 // requests out when it left, itself included
+	probe     bool  // it left as the gate's probe
+	tracked   bool  // its slot is held until its body is closed
 }
 
 func (p *pacer) newPartition(name string, now time.Time) *partition {
@@ -257,7 +259,8 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		}
 		part.inFlight++
 		part.learn.left(now)
-		t := ticket{sent: now, inFlight: part.inFlight, probe: probe, tracked: part.tracksBodies()}
+		t := ticket{sent: now, inFlight: int32(min(part.inFlight, math.MaxInt32)), probe: probe, tracked: part.tracksBodies()}
+		t.burstFrom, t.burstBase = part.sent(now)
 		part.passHead()
 		part.mu.Unlock()
 		if now.After(start) {

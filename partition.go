@@ -60,19 +60,29 @@ type partition struct {
 	// while nobody waits wakes the next head once, harmlessly.
 	wake chan struct{}
 
-	mu         sync.Mutex
-	head       bool      // a request holds the head of the line
-	waitingOn  waitKind  // what the head sleeps on, so that only news of it wakes it
-	queue      []*waiter // the others, in arrival order
-	inFlight   int       // sent and not yet answered, or body open when tracked
-	slots      int       // the caller's in-flight cap (WithConcurrency); 0 for none
-	learn      learner
-	gate       gate
-	sentRate   float64   // the request rate last given to the budget
-	sentRateAt time.Time // when it was given
-	sentBurst  int
-	overloads  int          // overloaded answers in a row
-	retries    *retryBudget // the retry budget of its requests, made on first use
+	mu        sync.Mutex
+	head      bool      // a request holds the head of the line
+	waitingOn waitKind  // what the head sleeps on, so that only news of it wakes it
+	queue     []*waiter // the others, in arrival order
+	inFlight  int       // sent and not yet answered, or body open when tracked
+	// The send burst now under way (see sendSpread): when its first
+	// request left (unix nanoseconds), how many it has, the most out during
+	// it, and how many were out before it that the server still held; the
+	// same for the burst before it. And the burst whose successes are being
+	// counted, with their count so far.
+	burstFrom, prevBurstFrom     int64
+	countingFrom                 int64
+	burstBase, prevBurstBase     int32
+	burstPeak                    int32
+	burstCount, countedSuccesses int16 // saturated
+	slots                        int   // the caller's in-flight cap (WithConcurrency); 0 for none
+	learn                        learner
+	gate                         gate
+	sentRate                     float64   // the request rate last given to the budget
+	sentRateAt                   time.Time // when it was given
+	sentBurst                    int
+	overloads                    int          // overloaded answers in a row
+	retries                      *retryBudget // the retry budget of its requests, made on first use
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
@@ -98,6 +108,69 @@ const (
 type waiter struct {
 	ready    chan struct{} // closed when it becomes the head
 	promoted bool          // it is the head now; set under mu
+}
+
+// sendSpread is how close together requests leave to form one burst.
+// Requests on separate connections, or handled by separate server threads,
+// reach the server in any order when they leave this close: the last to
+// leave may be served first, the first refused. So the in-flight level of a
+// burst's requests is the burst's, not the order they left in: a refusal
+// counts every request of its burst, and the k-th success of a burst counts
+// k and those out before the burst.
+//
+// Over a network the requests out before a burst are often not at the
+// server any more: a burst leaves as their answers come in, and the answers
+// heard during it left the server before the burst arrived. The burst's
+// base is therefore the fewest out before any of its requests left, less
+// its own: in a closed loop at a concurrency cap of 8, the 8 answers of one
+// round and the 16 sends of the next interleave at one instant, and the
+// server saw 16 at once, not 8 plus 16.
+const sendSpread = time.Millisecond
+
+// sent records that a request left at now, part.inFlight counting it, and
+// returns its burst: when the burst's first request left, and how many were
+// out before it, as far as is known yet.
+func (part *partition) sent(now time.Time) (burstFrom int64, burstBase int32) {
+	level := int32(min(part.inFlight, math.MaxInt32))
+	if ns := now.UnixNano(); ns-part.burstFrom > int64(sendSpread) {
+		part.prevBurstFrom, part.prevBurstBase = part.burstFrom, part.burstBase
+		part.burstFrom, part.burstBase, part.burstCount, part.burstPeak = ns, level-1, 0, 0
+	}
+	part.burstCount = min(part.burstCount+1, math.MaxInt16)
+	part.burstBase = max(min(part.burstBase, level-int32(part.burstCount)), 0)
+	part.burstPeak = max(part.burstPeak, level)
+	return part.burstFrom, part.burstBase
+}
+
+// refusalLevel is how many requests a refusal of t says were out when the
+// server turned it down: all those of its burst, which may have reached the
+// server first. Once a later burst has begun, that of t is forgotten and
+// its own count stands.
+func (part *partition) refusalLevel(t ticket) int {
+	if t.burstFrom == part.burstFrom {
+		return max(int(t.inFlight), int(part.burstPeak))
+	}
+	return int(t.inFlight)
+}
+
+// successLevel is how many requests a success of t says the server took
+// together: those out before its burst that the server still held, and the
+// successes of its burst so far, this one included. The successes of one
+// burst are counted while they come back together.
+func (part *partition) successLevel(t ticket) int {
+	if t.burstFrom == part.countingFrom {
+		part.countedSuccesses = min(part.countedSuccesses+1, math.MaxInt16)
+	} else {
+		part.countingFrom, part.countedSuccesses = t.burstFrom, 1
+	}
+	base := t.burstBase
+	switch t.burstFrom {
+	case part.burstFrom:
+		base = part.burstBase
+	case part.prevBurstFrom:
+		base = part.prevBurstBase
+	}
+	return int(base) + int(part.countedSuccesses)
 }
 
 // signal wakes the head, if it waits, to look again.
@@ -177,7 +250,7 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 		return Limits{}, false // headers set the budget's limits themselves
 	}
 	r := part.learn.rate(now)
-	b := headroom(int(math.Min(math.Max(part.learn.burst, 1), math.MaxInt32)))
+	b := headroom(int(math.Min(math.Max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
 	if math.IsInf(r, 1) {
 		if math.IsInf(part.sentRate, 1) {
 			return Limits{}, false

@@ -3,6 +3,7 @@ package pacehttp
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
@@ -159,4 +160,83 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
+}
+
+// While the learner searches, the budget's burst is what the search sends
+// in searchDoubling, not the server's burst: the search's rate is a guess,
+// and the bucket it fills while the gate is closed leaves all at once when
+// the gate opens. Over a network the 60-a-minute batch (a burst of 60, 1/s)
+// searched at 9.9/s and let 16 out at one opening, 15 of them refused.
+func TestRateUpdateBurstWhileSearching(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		phase phase
+		rate  float64
+		want  int
+	}{
+		{"searching slowly", searching, 10, 1},
+		{"searching fast", searching, 200, headroom(30)},
+		{"holding", holding, 10, headroom(51)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			part := &partition{learn: newLearner(at(0), 0, 0, 0), sentRate: math.Inf(1)}
+			part.learn.burst = 51
+			switch tc.phase {
+			case searching:
+				part.learn.startSearch(at(0), tc.rate)
+			case holding:
+				part.learn.startHold(at(0), tc.rate/sendMargin)
+			}
+			l, ok := part.rateUpdate(at(0))
+			if !ok {
+				t.Fatal("no update")
+			}
+			if l.Requests.Burst != tc.want {
+				t.Errorf("burst %d at %.0f/s, want %d", l.Requests.Burst, l.Requests.Rate, tc.want)
+			}
+		})
+	}
+}
+
+// In a closed loop at a concurrency cap of 8, over a network, the 8 answers
+// of one round and the 16 sends of the next interleave at one instant, and
+// the server sees the 16 at once, in any order: the 8 it serves may have
+// left last, the 8 it refuses first. A refusal's level is its burst's top,
+// and the successes of the burst count from what the server still held
+// before it (nothing: its answers came in during the burst). Read request
+// by request, the round showed successes at 16 and refusals at 2, a rate,
+// and the batch took 2.1x its bound.
+func TestBurstLevels(t *testing.T) {
+	part := &partition{}
+	send := func(now time.Time) ticket {
+		part.inFlight++
+		tk := ticket{sent: now, inFlight: int32(part.inFlight)}
+		tk.burstFrom, tk.burstBase = part.sent(now)
+		return tk
+	}
+	for range 8 {
+		send(at(153))
+	}
+	var round []ticket
+	for range 8 {
+		part.inFlight-- // an answer of the round before
+		round = append(round, send(at(204)), send(at(204)))
+	}
+	refused := round[0] // left first, at level 8 of the client's count
+	if got := part.refusalLevel(refused); got != 16 {
+		t.Errorf("refusal level %d, want the burst's 16", got)
+	}
+	most := 0
+	for _, tk := range round[8:] { // left last, at levels up to 16
+		most = max(most, part.successLevel(tk))
+	}
+	if most != 8 {
+		t.Errorf("8 successes of the burst at levels up to %d, want 8", most)
+	}
+	// A request alone keeps its own level.
+	part.inFlight = 3
+	alone := send(at(300))
+	if got := part.successLevel(alone); got != 4 {
+		t.Errorf("a lone success at level %d, want 4", got)
+	}
 }
