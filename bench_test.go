@@ -60,3 +60,51 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 	}
 }
+
+// The default chain allocates nothing per request that the bare transport
+// does not, once warm: a plain request, a Gemini call (the model in the
+// path) and a JSON call read for its model, whose only extra allocations
+// are its own GetBody's.
+func TestChainAllocatesNothing(t *testing.T) {
+	getBodyAllocs := func(req *http.Request) float64 {
+		return testing.AllocsPerRun(100, func() {
+			rc, _ := req.GetBody()
+			rc.Close()
+		})
+	}
+	for _, tc := range []struct {
+		name, url, contentType string
+		readsBody              bool
+	}{
+		{"plain", "http://api.test/v1/x", "", false},
+		{"model in the path", "http://api.test/v1beta/models/gemini-2.5-flash:generateContent", "application/json", false},
+		{"model in the body", "http://api.test/v1/messages", "application/json", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", tc.url, strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":16}`))
+			req.Header.Set("Authorization", "Bearer k")
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			allocs := func(rt http.RoundTripper) float64 {
+				return testing.AllocsPerRun(200, func() {
+					r := *req
+					r.Body, _ = req.GetBody()
+					resp, err := rt.RoundTrip(&r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				})
+			}
+			want := allocs(cannedRT{})
+			if tc.readsBody {
+				want += getBodyAllocs(req)
+			}
+			if got := allocs(New(cannedRT{})); got > want {
+				t.Errorf("%.1f allocations per request through New, want %.1f (the bare transport's and GetBody's)", got, want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package pacehttp
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net/http"
 	"strings"
 )
@@ -19,9 +20,9 @@ var credentialHeaders = [...]string{"Authorization", "X-Api-Key", "Api-Key", "X-
 // top-level "model" field (through GetBody, so the request is untouched), or
 // from a path of the form .../models/{model}:method, as Google's Gemini API
 // names it. A model read from the body is valid until body is released.
-func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel bool, body *bodyPeek) (host, cred string, model []byte) {
+func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel bool, body *bodyPeek) (host, cred string, model modelName) {
 	if keyFunc != nil {
-		return "", keyFunc(req), nil
+		return "", keyFunc(req), modelName{}
 	}
 	host = req.URL.Host
 	if host == "" {
@@ -39,19 +40,34 @@ func partitionKey(req *http.Request, keyFunc func(*http.Request) string, byModel
 	return host, cred, model
 }
 
-// requestModel returns the model req names, or nil.
-func requestModel(req *http.Request, body *bodyPeek) []byte {
+// A modelName is the model a request names, kept where it was found (a
+// slice of the path or of the body) so that finding it copies nothing.
+type modelName struct {
+	path string
+	body []byte
+}
+
+// hash writes the name to h; the same name hashes the same wherever found.
+func (m modelName) hash(h *maphash.Hash) {
+	h.WriteString(m.path)
+	h.Write(m.body)
+}
+
+func (m modelName) String() string { return m.path + string(m.body) }
+
+// requestModel returns the model req names, if any.
+func requestModel(req *http.Request, body *bodyPeek) modelName {
 	if m := pathModel(req.URL.Path); m != "" {
-		return []byte(m)
+		return modelName{path: m}
 	}
 	if ct := req.Header["Content-Type"]; len(ct) == 0 || !strings.Contains(ct[0], "json") {
-		return nil
+		return modelName{}
 	}
 	b, ok := body.bytes()
 	if !ok {
-		return nil
+		return modelName{}
 	}
-	return jsonModel(b)
+	return modelName{body: jsonModel(b)}
 }
 
 // pathModel returns the model segment of a path such as

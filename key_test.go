@@ -77,7 +77,7 @@ func TestPartitionKeyModel(t *testing.T) {
 			body := bodyPeek{req: tt.req}
 			host, cred, model := partitionKey(tt.req, nil, tt.byModel, &body)
 			body.release()
-			if host != "api.test" || cred != "k" || string(model) != tt.want {
+			if host != "api.test" || cred != "k" || model.String() != tt.want {
 				t.Errorf("key (%q, %q, %q), want (api.test, k, %q)", host, cred, model, tt.want)
 			}
 			// The body the transport will send is untouched.

@@ -326,14 +326,14 @@ func (ps *partitions) name(host, cred, model string) string {
 // get returns the partition of (host, cred, model), creating it with
 // create, and counts the caller as active in it until the caller lowers
 // active again. Idle partitions are swept now and then, under the same lock.
-func (ps *partitions) get(host, cred string, model []byte, now time.Time, create func(name string) *partition) *partition {
+func (ps *partitions) get(host, cred string, model modelName, now time.Time, create func(name string) *partition) *partition {
 	var h maphash.Hash
 	h.SetSeed(ps.seed)
 	h.WriteString(host)
 	h.WriteByte(0)
 	h.WriteString(cred)
 	h.WriteByte(0)
-	h.Write(model)
+	model.hash(&h)
 	k := h.Sum64()
 	n := now.UnixNano()
 
@@ -344,7 +344,7 @@ func (ps *partitions) get(host, cred string, model []byte, now time.Time, create
 		if ps.max > 0 && len(ps.m) >= ps.max {
 			ps.evictOldest()
 		}
-		p = create(ps.name(host, cred, string(model)))
+		p = create(ps.name(host, cred, model.String()))
 		ps.m[k] = p
 		if ps.sweeper == nil && ps.idle > 0 {
 			ps.sweeper = time.AfterFunc(ps.idle/2, ps.sweep)
