@@ -314,8 +314,14 @@ func TestLearnerColdRefusalHedged(t *testing.T) {
 		if why := l.refused(at(51), at(50), l.window+1, false); !why.concurrency || !l.sure {
 			t.Fatalf("refusal above the window: %+v, sure %v; want the cap confirmed", why, l.sure)
 		}
-		if r := l.rate(at(51)); !math.IsInf(r, 1) {
-			t.Errorf("rate once the cap is confirmed = %.1f/s, want none", r)
+		// Over a network a rate's refusals look the same: the search
+		// that hedged the cap starts again from the lower bound on the
+		// rate that this refusal proves, where it used to stop.
+		if l.phase != searching || l.phaseAt != at(51) {
+			t.Errorf("phase %d since %v once the cap is confirmed, want a search from 51ms", l.phase, l.phaseAt)
+		}
+		if r, want := l.rate(at(51)), l.estimate(at(51), at(50), at(30), l.sinceRefusal); math.IsInf(r, 1) || want <= 0 || math.Abs(r-want) > want/100 {
+			t.Errorf("rate once the cap is confirmed = %.1f/s, want the bound the refusal proves, %.1f/s", r, want)
 		}
 	})
 
@@ -382,5 +388,43 @@ func TestLearnerHedgeRestartsBelowCeiling(t *testing.T) {
 	l.searchRefused(at(8700), at(8700), at(6400), 9.9, 0, 1.5)
 	if l.phase != searching || l.base != 1.5 {
 		t.Errorf("phase %d from %.2f/s, want a search from the ceiling, 1.5/s", l.phase, l.base)
+	}
+}
+
+// A refusal in the burst that follows the gate's opening after a long
+// closure is the burst's: the bucket held less than the window let out at
+// once. Over a network the penalty box's refusals came so, at the window's
+// level, and read as a cap's they shrank the window by one per penalty while
+// the rate, never refused, stayed above the server's.
+func TestLearnerOpeningBurstIsNoCap(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sent      float64 // ms; the gate opened at 2000 after 2s closed
+		wantCap   bool
+		wantBurst float64 // the burst estimate after the refusal
+	}{
+		{"in the opening burst", 2040, false, 9},
+		{"past it", 2100, true, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd, l.coldAccepted, l.burst, l.maxBurst = at(0), 12, 12, 12
+			l.rateSeen = false
+			l.capped, l.sure, l.window, l.windowAt = true, true, 9, at(0)
+			l.startHold(at(0), 130)
+			l.reopened(at(2000), 2*time.Second)
+			for i := range 8 { // the window's worth, served
+				l.left(at(2000))
+				l.accepted(at(2040), at(2000), i+1)
+			}
+			l.left(at(tc.sent))
+			why := l.refused(at(tc.sent+30), at(tc.sent), 9, false)
+			if why.concurrency != tc.wantCap {
+				t.Errorf("refusal at the window's level, %vms after the opening: concurrency %v, want %v", tc.sent-2000, why.concurrency, tc.wantCap)
+			}
+			if l.burst != tc.wantBurst {
+				t.Errorf("burst %v after the refusal, want %v", l.burst, tc.wantBurst)
+			}
+		})
 	}
 }
