@@ -544,7 +544,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		l.endCold(now, sent)
 	}
 	hedged := l.coldSearch && !l.searched
-	if !l.openingBurst(sent) && l.capRefusal(now, inFlight, okPeak, cold) {
+	if l.capRefusal(now, inFlight, okPeak, cold, l.openingBurst(sent)) {
 		if hedged && l.sure {
 			l.hedgeConfirmed(now, sent, prevRefusal)
 		}
@@ -627,7 +627,11 @@ func (l *learner) endCold(now, sent time.Time) {
 // share a rate each have a few requests out, and their refusals come at
 // levels as high as any they were served at. (A refusal's level is its
 // burst's, and a success's what its burst got served together; see
-// sendSpread.)
+// sendSpread.) A refusal in the burst that follows a long closure
+// (opening; see openingBurst) does not shrink a confirmed cap, though it
+// shows a rate as any other does; a tentative cap's is hedged already, and
+// skipping it there let the search overshoot a rate (limit-rises: 4 runs in
+// 30 at 1.16x).
 //
 // Until the two are told apart after a cold start, a rate search hedges
 // the tentative cap: both hold requests back. Under a rate the server's
@@ -637,13 +641,16 @@ func (l *learner) endCold(now, sent time.Time) {
 // 9 refused). A confirmed cap restarts the hedge lower (hedgeConfirmed); a
 // refusal of the hedge starts the search again from there, as a refusal that
 // shows a rate does.
-func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
+func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold, opening bool) bool {
 	signature := okPeak >= minCap-1 && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= max(okPeak-1, minCap))
 	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
 		// (After a cold start with slow answers, too few have come back
 		// to tell the levels served.)
 		l.rateShown(time.Time{})
 		return false
+	}
+	if opening && l.sure {
+		return false // the burst's, not the cap's: see openingBurst
 	}
 	c := max(min(okPeak, inFlight-1), 1)
 	switch {

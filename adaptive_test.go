@@ -342,35 +342,44 @@ func TestLearnerColdRefusalHedged(t *testing.T) {
 }
 
 // capRefusal tells a concurrency cap's refusals from a rate's by the levels
-// they come at: not below the levels served, and not below minCap.
+// they come at: not below the levels served, and not below minCap. A
+// refusal in the burst that follows a long closure is the burst's: it is no
+// confirmed cap's, though it still shows a rate when its level does.
 func TestLearnerCapRefusal(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		capped   bool // a tentative cap is inferred already
 		inFlight int  // the refusal's level
 		okPeak   int  // the levels served lately
+		opening  bool // refused in the burst after a long closure
 		want     bool // read as the cap's
+		lifted   bool // the window is lifted: a rate shown
+		sure     bool // the cap inferred is confirmed
 	}{
-		{"at the levels served", false, 9, 8, true},
-		{"below the levels served", false, 5, 8, false},
-		{"at a cap inferred", true, 7, 8, true},
+		{"at the levels served", false, 9, 8, false, true, false, false},
+		{"below the levels served", false, 5, 8, false, false, true, false},
+		{"at a cap inferred", true, 7, 8, false, true, false, false},
 		// A rate server read as a cap once (a penalty box's refusals at 3
 		// of 4): the refusals that follow must not shrink the window to
 		// 1 and confirm it, with no rate to hold anyone back.
-		{"below minCap at a cap inferred", true, 3, 4, false},
+		{"below minCap at a cap inferred", true, 3, 4, false, false, true, false},
 		// Four clients sharing a rate: each has two or three out, and a
 		// burst after the gate opens is refused at its top level.
-		{"levels served below minCap", false, 8, 2, false},
+		{"levels served below minCap", false, 8, 2, false, false, true, false},
+		// A tentative cap's opening burst is hedged by the search already.
+		{"opening burst at a tentative cap", true, 9, 8, true, true, false, false},
+		{"opening burst at a cap confirmed", true, 9, 8, true, false, false, true},
+		{"opening burst below minCap", true, 1, 4, true, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLearner(at(0), 0, 0, 0)
 			l.coldEnd = at(0)
-			l.capped, l.window = tc.capped, tc.okPeak
-			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false); got != tc.want {
+			l.capped, l.sure, l.window = tc.capped, tc.sure, tc.okPeak
+			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false, tc.opening); got != tc.want {
 				t.Errorf("capRefusal(level %d, served %d) = %v, want %v", tc.inFlight, tc.okPeak, got, tc.want)
 			}
-			if !tc.want && (l.capped || l.window != 0) {
-				t.Errorf("window %d, capped %v after a rate's refusal; want lifted", l.window, l.capped)
+			if lifted := !l.capped && l.window == 0; lifted != tc.lifted {
+				t.Errorf("window %d, capped %v after the refusal; want lifted %v", l.window, l.capped, tc.lifted)
 			}
 		})
 	}
