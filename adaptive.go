@@ -543,7 +543,11 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	if cold {
 		l.endCold(now, sent)
 	}
-	if l.capRefusal(now, inFlight, okPeak, cold) {
+	hedged := l.coldSearch && !l.searched
+	if l.capRefusal(now, inFlight, okPeak, cold, l.openingBurst(sent)) {
+		if hedged && l.sure {
+			l.hedgeConfirmed(now, sent, prevRefusal)
+		}
 		return refusal{concurrency: true}
 	}
 	if l.burstSpent(sent) {
@@ -623,22 +627,30 @@ func (l *learner) endCold(now, sent time.Time) {
 // share a rate each have a few requests out, and their refusals come at
 // levels as high as any they were served at. (A refusal's level is its
 // burst's, and a success's what its burst got served together; see
-// sendSpread.)
+// sendSpread.) A refusal in the burst that follows a long closure
+// (opening; see openingBurst) does not shrink a confirmed cap, though it
+// shows a rate as any other does; a tentative cap's is hedged already, and
+// skipping it there let the search overshoot a rate (limit-rises: 4 runs in
+// 30 at 1.16x).
 //
 // Until the two are told apart after a cold start, a rate search hedges
 // the tentative cap: both hold requests back. Under a rate the server's
 // bucket is empty, and a window's worth let out at once when the gate
 // opens meets refusals for all but one or two; over a network all of it
 // leaves before the first refusal is heard (the retry-after batch saw 8 of
-// 9 refused). A confirmed cap drops the hedge; a refusal of the hedge
-// starts the search again from there, as a refusal that shows a rate does.
-func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) bool {
+// 9 refused). A confirmed cap restarts the hedge lower (hedgeConfirmed); a
+// refusal of the hedge starts the search again from there, as a refusal that
+// shows a rate does.
+func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold, opening bool) bool {
 	signature := okPeak >= minCap-1 && (inFlight >= max(okPeak, minCap) || l.capped && inFlight >= max(okPeak-1, minCap))
 	if l.rateSeen || !signature || cold && 2*okPeak < inFlight {
 		// (After a cold start with slow answers, too few have come back
 		// to tell the levels served.)
 		l.rateShown(time.Time{})
 		return false
+	}
+	if opening && l.sure {
+		return false // the burst's, not the cap's: see openingBurst
 	}
 	c := max(min(okPeak, inFlight-1), 1)
 	switch {
@@ -651,12 +663,41 @@ func (l *learner) capRefusal(now time.Time, inFlight, okPeak int, cold bool) boo
 		l.window = c
 	default:
 		l.window, l.sure = c, l.capped
-		if l.sure && l.coldSearch && !l.searched {
-			l.phase, l.phaseAt = unlimited, now // the hedge is not needed
-		}
 	}
 	l.windowAt, l.capped = now, true
 	return true
+}
+
+// hedgeConfirmed handles the refusal, of a request sent at sent, that
+// confirmed the cap the cold start's refusal suggested, while the search
+// that hedges it runs; prev is the refusal before.
+//
+// Over a network the second refusal does not settle it either: a search
+// paced at r has r times the round trip out, so a rate's refusals come at
+// levels that grow with the round trip, and at 30ms the search's refusal
+// comes at the level of the cold start's (article: 17 after 16). Dropping
+// the search then let the window's worth out at the window's pace into an
+// empty bucket (14% 429s there; a penalty box failed 271 requests). So the
+// search starts again from the lower bound on the rate this refusal proves:
+// under a cap it soon outgrows what the window lets out, and holds nobody
+// back; under a rate it is refused below the window, which shows the rate.
+func (l *learner) hedgeConfirmed(now, sent, prev time.Time) {
+	est := min(l.estimate(now, sent, prev, l.sinceRefusal), l.refillBound(sent, prev))
+	if est <= 0 {
+		l.phase, l.phaseAt = unlimited, now // nothing measured to hedge with
+		return
+	}
+	l.startSearch(now, est)
+}
+
+// openingBurst reports whether a request sent at sent left in the burst that
+// follows the gate's opening after a long closure. Its refusal says the
+// server's bucket held less than the pacer let out at once, not that the
+// rate or a cap was passed: after a penalty box's 2s, the window's worth
+// leaves at once, and read as a cap's, such refusals shrank the window by
+// one each time while the rate, never refused, stayed above the server's.
+func (l *learner) openingBurst(sent time.Time) bool {
+	return !l.openedAt.IsZero() && !sent.Before(l.openedAt) && sent.Sub(l.openedAt) < burstSpan
 }
 
 // rateShown records that the limit is a rate, not a cap: the window is
@@ -757,7 +798,7 @@ func (l *learner) climbRefused(now, sent time.Time, r, est, ceil float64) {
 // at sent; prev is the refusal before, ceil the ceiling it proves
 // (refillBound).
 func (l *learner) holdRefused(now, sent, prev time.Time, r, ceil float64) {
-	if !l.openedAt.IsZero() && sent.Sub(l.openedAt) < burstSpan && !sent.Before(l.openedAt) && r <= ceil {
+	if l.openingBurst(sent) && r <= ceil {
 		// Refused in the burst that followed a long closure: the burst,
 		// not the rate, was too much. What got through since the opening
 		// (and the probe that opened the gate) is what the server's

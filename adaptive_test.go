@@ -314,8 +314,14 @@ func TestLearnerColdRefusalHedged(t *testing.T) {
 		if why := l.refused(at(51), at(50), l.window+1, false); !why.concurrency || !l.sure {
 			t.Fatalf("refusal above the window: %+v, sure %v; want the cap confirmed", why, l.sure)
 		}
-		if r := l.rate(at(51)); !math.IsInf(r, 1) {
-			t.Errorf("rate once the cap is confirmed = %.1f/s, want none", r)
+		// Over a network a rate's refusals look the same: the search
+		// that hedged the cap starts again from the lower bound on the
+		// rate that this refusal proves, where it used to stop.
+		if l.phase != searching || l.phaseAt != at(51) {
+			t.Errorf("phase %d since %v once the cap is confirmed, want a search from 51ms", l.phase, l.phaseAt)
+		}
+		if r, want := l.rate(at(51)), l.estimate(at(51), at(50), at(30), l.sinceRefusal); math.IsInf(r, 1) || want <= 0 || math.Abs(r-want) > want/100 {
+			t.Errorf("rate once the cap is confirmed = %.1f/s, want the bound the refusal proves, %.1f/s", r, want)
 		}
 	})
 
@@ -336,35 +342,44 @@ func TestLearnerColdRefusalHedged(t *testing.T) {
 }
 
 // capRefusal tells a concurrency cap's refusals from a rate's by the levels
-// they come at: not below the levels served, and not below minCap.
+// they come at: not below the levels served, and not below minCap. A
+// refusal in the burst that follows a long closure is the burst's: it is no
+// confirmed cap's, though it still shows a rate when its level does.
 func TestLearnerCapRefusal(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		capped   bool // a tentative cap is inferred already
 		inFlight int  // the refusal's level
 		okPeak   int  // the levels served lately
+		opening  bool // refused in the burst after a long closure
 		want     bool // read as the cap's
+		lifted   bool // the window is lifted: a rate shown
+		sure     bool // the cap inferred is confirmed
 	}{
-		{"at the levels served", false, 9, 8, true},
-		{"below the levels served", false, 5, 8, false},
-		{"at a cap inferred", true, 7, 8, true},
+		{"at the levels served", false, 9, 8, false, true, false, false},
+		{"below the levels served", false, 5, 8, false, false, true, false},
+		{"at a cap inferred", true, 7, 8, false, true, false, false},
 		// A rate server read as a cap once (a penalty box's refusals at 3
 		// of 4): the refusals that follow must not shrink the window to
 		// 1 and confirm it, with no rate to hold anyone back.
-		{"below minCap at a cap inferred", true, 3, 4, false},
+		{"below minCap at a cap inferred", true, 3, 4, false, false, true, false},
 		// Four clients sharing a rate: each has two or three out, and a
 		// burst after the gate opens is refused at its top level.
-		{"levels served below minCap", false, 8, 2, false},
+		{"levels served below minCap", false, 8, 2, false, false, true, false},
+		// A tentative cap's opening burst is hedged by the search already.
+		{"opening burst at a tentative cap", true, 9, 8, true, true, false, false},
+		{"opening burst at a cap confirmed", true, 9, 8, true, false, false, true},
+		{"opening burst below minCap", true, 1, 4, true, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLearner(at(0), 0, 0, 0)
 			l.coldEnd = at(0)
-			l.capped, l.window = tc.capped, tc.okPeak
-			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false); got != tc.want {
+			l.capped, l.sure, l.window = tc.capped, tc.sure, tc.okPeak
+			if got := l.capRefusal(at(100), tc.inFlight, tc.okPeak, false, tc.opening); got != tc.want {
 				t.Errorf("capRefusal(level %d, served %d) = %v, want %v", tc.inFlight, tc.okPeak, got, tc.want)
 			}
-			if !tc.want && (l.capped || l.window != 0) {
-				t.Errorf("window %d, capped %v after a rate's refusal; want lifted", l.window, l.capped)
+			if lifted := !l.capped && l.window == 0; lifted != tc.lifted {
+				t.Errorf("window %d, capped %v after the refusal; want lifted %v", l.window, l.capped, tc.lifted)
 			}
 		})
 	}
@@ -382,5 +397,43 @@ func TestLearnerHedgeRestartsBelowCeiling(t *testing.T) {
 	l.searchRefused(at(8700), at(8700), at(6400), 9.9, 0, 1.5)
 	if l.phase != searching || l.base != 1.5 {
 		t.Errorf("phase %d from %.2f/s, want a search from the ceiling, 1.5/s", l.phase, l.base)
+	}
+}
+
+// A refusal in the burst that follows the gate's opening after a long
+// closure is the burst's: the bucket held less than the window let out at
+// once. Over a network the penalty box's refusals came so, at the window's
+// level, and read as a cap's they shrank the window by one per penalty while
+// the rate, never refused, stayed above the server's.
+func TestLearnerOpeningBurstIsNoCap(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sent      float64 // ms; the gate opened at 2000 after 2s closed
+		wantCap   bool
+		wantBurst float64 // the burst estimate after the refusal
+	}{
+		{"in the opening burst", 2040, false, 9},
+		{"past it", 2100, true, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.coldEnd, l.coldAccepted, l.burst, l.maxBurst = at(0), 12, 12, 12
+			l.rateSeen = false
+			l.capped, l.sure, l.window, l.windowAt = true, true, 9, at(0)
+			l.startHold(at(0), 130)
+			l.reopened(at(2000), 2*time.Second)
+			for i := range 8 { // the window's worth, served
+				l.left(at(2000))
+				l.accepted(at(2040), at(2000), i+1)
+			}
+			l.left(at(tc.sent))
+			why := l.refused(at(tc.sent+30), at(tc.sent), 9, false)
+			if why.concurrency != tc.wantCap {
+				t.Errorf("refusal at the window's level, %vms after the opening: concurrency %v, want %v", tc.sent-2000, why.concurrency, tc.wantCap)
+			}
+			if l.burst != tc.wantBurst {
+				t.Errorf("burst %v after the refusal, want %v", l.burst, tc.wantBurst)
+			}
+		})
 	}
 }

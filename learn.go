@@ -297,10 +297,29 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 // rate while the headers still state the burst and what is left.
 func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precise bool) {
 	r := q.refillRate()
-	if !q.Refill && q.Window == 0 && q.Remaining > 0 && q.Reset > 0 {
-		// A window with no stated length: what is left must last until
-		// the reset, so spread it evenly over the time to the reset.
-		return float64(q.Remaining) / q.Reset.Seconds(), true
+	// Reset may be rounded up to whole seconds (every dialect but
+	// OpenAI's durations): then the refill may take up to 1s less.
+	gran := time.Second
+	if q.Source == "openai" {
+		gran = 0
+	}
+	if !q.Refill && q.Window == 0 && q.Reset > 0 {
+		if q.Reset < coarseReset*gran && q.Limit > 0 {
+			// A window with no stated length whose reset, rounded to
+			// the second, is near: the second decides what is left
+			// over the time to the reset (4 left 0.98s before it is
+			// 4/s, 0.02s before, 200/s), a rate that swung with every
+			// answer. The whole quota over the time to the reset, at
+			// least a second, is the rate of a window that short:
+			// what is left goes sooner, the sync to Remaining keeping
+			// the count, and at 0 the hold waits for the reset.
+			return float64(q.Limit) / max(q.Reset, gran).Seconds(), true
+		}
+		if q.Remaining > 0 {
+			// A window with no stated length: what is left must last
+			// until the reset, so spread it evenly over the time to it.
+			return float64(q.Remaining) / q.Reset.Seconds(), true
+		}
 	}
 	if !q.Refill || q.Window > 0 || q.Limit <= 0 || q.Remaining < 0 || q.Reset <= 0 {
 		return r, true
@@ -308,12 +327,6 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 	n := q.Limit - q.Remaining
 	if n < 1 {
 		return 0, true // a full bucket tells nothing of the rate
-	}
-	// Reset may be rounded up to whole seconds (every dialect but
-	// OpenAI's durations): then the refill may take up to 1s less.
-	gran := time.Second
-	if q.Source == "openai" {
-		gran = 0
 	}
 	lo, hi := float64(n-1)/q.Reset.Seconds(), math.Inf(1)
 	if q.Reset > gran {
@@ -343,6 +356,11 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 	// sync to Remaining, which holds the pacer at the server's count.
 	return b.hi, true
 }
+
+// coarseReset: a reset rounded to the granularity of its header is taken
+// for a window's rate only this many granules away or more, where the
+// rounding changes the rate by less than a tenth.
+const coarseReset = 11
 
 // rateBounds is the interval a refilling bucket's rate must lie in, given
 // every header seen since at.

@@ -1,0 +1,43 @@
+package pacehttp
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// headerRate: a window with no stated length (GitHub's, the older drafts')
+// spreads what is left over the time to its reset, unless the reset, known
+// to the second, is so near that the second decides the rate.
+func TestHeaderRate(t *testing.T) {
+	window := func(source string, limit, remaining int64, reset time.Duration) quota {
+		return quota{Name: "requests", Limit: limit, Remaining: remaining, Reset: reset, Source: source}
+	}
+	for _, tc := range []struct {
+		name        string
+		q           quota
+		want        float64
+		wantPrecise bool
+	}{
+		{"far reset: what is left, spread", window("github", 5000, 100, 30*time.Second), 100.0 / 30, true},
+		{"11s away: the second changes it by a tenth", window("github", 5000, 110, 11*time.Second), 10, true},
+		// GitHub's headers on a bucket of 50 refilled at 50/s, a reset
+		// that is the next unit's time rounded up to the second: 4 left
+		// spread over 0.984s held the pacer at 4/s for a quarter of every
+		// second, and 1 left over 1s for 2s.
+		{"just past the second", window("github", 50, 4, 984*time.Millisecond), 50, true},
+		{"just before the second", window("github", 50, 4, 16*time.Millisecond), 50, true},
+		{"near, exhausted", window("github", 50, 0, 300*time.Millisecond), 50, true},
+		{"near, seconds away", window("ratelimit", 100, 10, 5*time.Second), 20, true},
+		{"near, limit unknown", window("github", -1, 10, 5*time.Second), 2, true},
+		{"far, exhausted: the quota over the reset", window("github", 60, 0, 90*time.Second), 60.0 / 90, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var part partition
+			got, precise := part.headerRate(t0, &tc.q)
+			if math.Abs(got-tc.want) > 1e-9*tc.want || precise != tc.wantPrecise {
+				t.Errorf("headerRate = %.4g/s, precise %v; want %.4g/s, %v", got, precise, tc.want, tc.wantPrecise)
+			}
+		})
+	}
+}
