@@ -207,8 +207,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	l := Limits{Source: LimitsFromHeaders}
 	var hold time.Duration
 	share := part.shareAt(now)
+	part.mu.Lock()
+	requestsSince, tokensSince := int64(part.sentRequests-t.sentRequests), int64(part.sentTokens-t.sentTokens)
+	part.mu.Unlock()
 	precise := true
-	bucket := func(q *quota) BucketLimits {
+	bucket := func(q *quota, spentSince int64) BucketLimits {
 		r, exact := part.headerRate(now, q)
 		if q == reqQ {
 			precise = exact
@@ -218,7 +221,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 			bl.Burst = headroom(int(max(float64(min(q.Limit, math.MaxInt32))*share, 1)))
 		}
 		if q.Remaining > 0 {
-			bl.Remaining = int64(float64(q.Remaining) * share)
+			bl.Remaining = max(int64(float64(q.Remaining)*share)-spentSince, 0)
 		}
 		if !q.Refill || bl.Rate <= 0 {
 			// A refilling bucket synced to Remaining holds requests
@@ -228,7 +231,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 		return bl
 	}
 	if reqQ != nil {
-		l.Requests = bucket(reqQ)
+		l.Requests = bucket(reqQ, requestsSince)
 		part.mu.Lock()
 		if precise {
 			if !part.learn.trusted(now) {
@@ -261,12 +264,11 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 		// Anthropic's input-token limit counts the prompt only; a token
 		// limit that counts the completion too reserves its maximum.
 		part.inputOnly.Store(tokQ.Name == "input-tokens")
-		l.Tokens = bucket(tokQ)
+		l.Tokens = bucket(tokQ, tokensSince)
 		if l.Tokens.Rate > 0 {
 			part.tokens.Store(true)
 			part.mu.Lock()
 			part.learn.window = 0 // a stated limit: no cold start
-			part.lastTokRate = l.Tokens.Rate
 			part.mu.Unlock()
 		}
 	} else {

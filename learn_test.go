@@ -2,7 +2,9 @@ package pacehttp
 
 import (
 	"math"
+	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -40,4 +42,36 @@ func TestHeaderRate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server's Remaining is what it had left when it admitted the request
+// it answers; the requests that left after that one spend from it too. The
+// budget used to be lowered to Remaining alone, a burst's worth too high
+// when headers first came back with requests still out, and met a 429.
+func TestRemainingCountsLaterSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace()(roundTripFunc(nil)).(*pacer)
+		now := time.Now()
+		part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+		part.learn.window = 0 // no cold start: the headers rule
+		req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+		var sent []ticket
+		for range 5 {
+			tk, err := p.admit(req, part, now, 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, tk)
+		}
+		h := http.Header{}
+		h.Set("X-Ratelimit-Limit-Requests", "10")
+		h.Set("X-Ratelimit-Remaining-Requests", "5")
+		h.Set("X-Ratelimit-Reset-Requests", "1s")
+		p.answered(part, req, sent[0], &http.Response{StatusCode: 200, Header: h, Body: http.NoBody}, nil, 1)
+		// 5 left when the server admitted the first, 4 sent since: one
+		// left, or two, as servers round Remaining down.
+		if got := part.budget.(*localBudget).requests.TokensAt(now); got > 2 {
+			t.Errorf("budget holds %.1f requests, want at most 2", got)
+		}
+	})
 }

@@ -81,14 +81,17 @@ type partition struct {
 	sentRate                     float64   // the request rate last given to the budget
 	sentRateAt                   time.Time // when it was given
 	sentBurst                    int
-	overloads                    int          // overloaded answers in a row
-	retries                      *retryBudget // the retry budget of its requests, made on first use
+	overloads                    int // overloaded answers in a row
+	// The requests and tokens that have left, counted modulo 2^32: a
+	// server's Remaining is what was left when it admitted one request,
+	// and those that left after it spend from it too.
+	sentRequests, sentTokens uint32
+	retries                  *retryBudget // the retry budget of its requests, made on first use
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
 	// trusted this time.
 	hdr          [2]rateBounds
-	lastTokRate  float64
 	share        float64
 	shareChanged time.Time
 	headersSince time.Time
