@@ -85,7 +85,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		} else if part.gate.closed {
 			// The estimate of the refill time the first probe waits for
 			// may have improved.
-			if r := part.learn.rate(now); r > 0 && !math.IsInf(r, 1) {
+			if r := part.refillRate(now); r > 0 && !math.IsInf(r, 1) {
 				opened = part.gate.hasten(closedAt.Add(max(time.Duration(float64(time.Second)/r), minHintlessWait)))
 			}
 		}
@@ -107,8 +107,10 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 			return
 		}
 	}
+	report := false
 	if throttled {
 		why = part.learn.refused(now, t.sent, part.refusalLevel(t), t.probe)
+		report = !why.concurrency && part.learn.refusedAt.Equal(t.sent) && !part.learn.trusted(now) // news to the fleet
 	}
 	if why.concurrency && !hinted {
 		// The in-flight limit holds the others; the refused request
@@ -121,7 +123,7 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		return
 	}
 	refill := time.Duration(0)
-	if r := part.learn.rate(now); r > 0 && !math.IsInf(r, 1) {
+	if r := part.refillRate(now); r > 0 && !math.IsInf(r, 1) {
 		refill = time.Duration(float64(time.Second) / r)
 	}
 	var ceiling time.Duration
@@ -147,6 +149,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	part.mu.Unlock()
 
 	ctx := context.WithoutCancel(req.Context())
+	if report {
+		part.reportRefusal(ctx, now, t.sent)
+	}
 	if update {
 		// The new rate first, so that the budget refills at it from the
 		// cool-down on.

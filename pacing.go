@@ -240,6 +240,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		cancel, again, err := p.reserve(req, part, &now, tokens)
 		part.mu.Lock()
 		part.waitingOn = waitNothing
+		part.hearFleet(now)
 		if err != nil {
 			part.passHead()
 			part.mu.Unlock()
@@ -282,6 +283,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.Time, attempt int) error {
 	ctx := req.Context()
 	for {
+		part.hearFleet(*now)
 		part.learn.advance(*now)
 		if limits, update := part.rateUpdate(*now); update {
 			part.mu.Unlock()

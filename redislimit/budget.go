@@ -40,24 +40,42 @@ type budget struct {
 
 	slots slots // reservations given back that Redis could not take back
 
+	// The latest refusal in the fleet (see shares.go): when it was sent,
+	// unix ns on this process's clock, and on Redis's, as the script
+	// reported it.
+	refusal atomic.Int64
+	rsent   atomic.Uint64 // float64 bits
+
 	mu        sync.Mutex
 	stated    [2]bucket // per bucket (requests, tokens); a zero rate: none
 	headers   [2]bucket // rates as sent: -1 for no limit, 0 unknown
 	headersAt time.Time
-	learned   [2]bucket // likewise, as last written to Redis
+	// learned is this process's share of the learned limits, as the
+	// pacer last set it while Redis answered; every call carries it (see
+	// shares.go).
+	learned [2]bucket
 	// degraded is the estimate the pacer made while Redis was out of
 	// reach: the twin's alone, never written to Redis.
 	degraded [2]bucket
 	shared   [2]bucket // the limits in force, as Redis last reported
-	live     int       // processes live, as Redis last reported
-	twinAt   [2]bucket // what the twin was last given
-	holdEnd  time.Time // when the waiters are woken next, see wakeAt
+	// learnedInForce: the request limits in force are the sum of the
+	// processes' learned shares.
+	learnedInForce bool
+	live           int       // processes live, as Redis last reported
+	twinAt         [2]bucket // what the twin was last given
+	holdEnd        time.Time // when the waiters are woken next, see wakeAt
 }
 
 // call runs op with the common arguments and the operation's own, unless
 // Redis is resting after a failure. A context that ended on the caller's
 // side is returned as such, not taken for an outage.
 func (b *budget) call(ctx context.Context, now time.Time, op string, opArgs ...any) (reply, error) {
+	return b.callWith(ctx, now, op, nil, opArgs...)
+}
+
+// callWith is call carrying share, when not nil, as this process's share of
+// the learned limits instead of the one kept; kept once Redis has it.
+func (b *budget) callWith(ctx context.Context, now time.Time, op string, share *[2]bucket, opArgs ...any) (reply, error) {
 	l := b.l
 	if !l.health.mayTry(time.Now()) {
 		return reply{}, errResting
@@ -69,7 +87,7 @@ func (b *budget) call(ctx context.Context, now time.Time, op string, opArgs ...a
 	if l.health.recovering(time.Now(), l.retryAfter+l.timeout) {
 		resume--
 	}
-	args := b.args(now, op, resume != b.resumed.Load())
+	args := b.args(now, op, resume != b.resumed.Load(), share)
 	args = append(args, opArgs...)
 	cctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
@@ -93,8 +111,16 @@ func (b *budget) call(ctx context.Context, now time.Time, op string, opArgs ...a
 	}
 	l.recovered(end, b.name)
 	b.resumed.Store(resume)
+	if share != nil {
+		b.mu.Lock()
+		b.learned = *share
+		b.mu.Unlock()
+	}
 	b.slots.sync(r.gen)
 	b.observe(now, r)
+	if op != "refused" {
+		b.heard(r)
+	}
 	return r, nil
 }
 
@@ -121,7 +147,7 @@ func (l *Limiter) eval(ctx context.Context, keys []string, args []any) (any, err
 	}
 }
 
-func (b *budget) args(now time.Time, op string, resume bool) []any {
+func (b *budget) args(now time.Time, op string, resume bool, share *[2]bucket) []any {
 	l := b.l
 	ahead := time.Duration(b.horizon.Load() - now.UnixNano())
 	if b.horizon.Load() == 0 {
@@ -129,8 +155,11 @@ func (b *budget) args(now time.Time, op string, resume bool) []any {
 	}
 	ahead = min(max(ahead, -time.Hour), maxAhead)
 	b.mu.Lock()
-	st := b.stated
+	st, sh := b.stated, b.learned
 	b.mu.Unlock()
+	if share != nil {
+		sh = *share
+	}
 	var made time.Duration // 0 without a reservation: nothing outstanding
 	if m := b.made.Load(); m != 0 {
 		made = min(max(time.Duration(now.UnixNano()-m), 0), time.Hour)
@@ -138,7 +167,8 @@ func (b *budget) args(now time.Time, op string, resume bool) []any {
 	return []any{op, l.ttl.Milliseconds(), l.channel(), l.origin,
 		liveWindow.Seconds(), headerTrust.Seconds(), ahead.Seconds(), boolArg(resume),
 		fmtRate(st[0].rate), st[0].burst, fmtRate(st[1].rate), st[1].burst,
-		countSlot.Seconds(), countSlots, made.Seconds()}
+		countSlot.Seconds(), countSlots, made.Seconds(),
+		fmtRate(sh[0].rate), sh[0].burst, fmtRate(sh[1].rate), sh[1].burst}
 }
 
 func boolArg(b bool) int {
@@ -172,6 +202,7 @@ func (b *budget) extend(t time.Time) {
 func (b *budget) observe(now time.Time, r reply) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.learnedInForce = len(r.sources) > 0 && r.sources[0] == 'l'
 	if b.l.health.recovering(time.Now(), b.l.retryAfter+b.l.timeout) {
 		b.live = max(b.live, r.live)
 		return
@@ -357,9 +388,9 @@ func (b *budget) CoolDown(ctx context.Context, now, until time.Time) error {
 	return b.failed(ctx, err)
 }
 
-// SetLimits implements pacehttp.Budget. Stated limits are kept here and
-// sent with every call; headers and estimates are written to Redis, which
-// weighs them (see script.go).
+// SetLimits implements pacehttp.Budget. Stated limits and this process's
+// share of the learned ones are kept here and sent with every call;
+// headers are written to Redis, which weighs them all (see script.go).
 func (b *budget) SetLimits(ctx context.Context, now time.Time, lim pacehttp.Limits) error {
 	in := [2]pacehttp.BucketLimits{lim.Requests, lim.Tokens}
 	b.mu.Lock()
@@ -378,26 +409,29 @@ func (b *budget) SetLimits(ctx context.Context, now time.Time, lim pacehttp.Limi
 		b.headersAt = now
 		sent = b.headers
 	default:
-		src = "l"
 		sent = merge(b.learned, in)
 	}
 	b.mu.Unlock()
+	learned := lim.Source == pacehttp.LimitsLearned
 
 	start := time.Now()
 	var err error
-	if src == "" {
+	switch {
+	case learned:
+		_, err = b.callWith(ctx, now, "sync", &sent)
+	case src == "":
 		_, err = b.call(ctx, now, "sync")
-	} else {
+	default:
 		args := []any{src}
 		for i, bl := range in {
 			args = append(args, fmtRate(sent[i].rate), sent[i].burst, max(bl.Remaining, -1))
 		}
 		_, err = b.call(ctx, now, "limits", args...)
 	}
-	if src == "l" {
+	if learned {
 		b.mu.Lock()
 		if err == nil {
-			b.learned, b.degraded = sent, [2]bucket{}
+			b.degraded = [2]bucket{}
 		} else {
 			b.degraded = merge(b.degraded, in)
 		}

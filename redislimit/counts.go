@@ -15,9 +15,8 @@ import (
 // A process that has a request refused reports it with Refused, by the
 // instant it was sent; Counts reads both series. The accepted rate of the
 // fleet between two throttles is then sent minus refused over the slots
-// between them, whichever process met the throttles: what a pacer's
-// estimator needs to learn the server's rate for the fleet rather than for
-// one process (see docs/fleet.md).
+// between them, whichever process met the throttles. The pacers report
+// their refusals themselves (see pacehttp.FleetBudget).
 type Counter interface {
 	// Refused records that a request sent at sent was refused.
 	Refused(ctx context.Context, now, sent time.Time) error
@@ -49,12 +48,6 @@ func (c Counts) Between(from, to time.Time) (sent, refused int) {
 	return sent, refused
 }
 
-// Refused implements Counter.
-func (b *budget) Refused(ctx context.Context, now, sent time.Time) error {
-	_, err := b.call(ctx, now, "refused", max(now.Sub(sent), 0).Seconds())
-	return err
-}
-
 // Counts implements Counter.
 func (b *budget) Counts(ctx context.Context, now, from, to time.Time) (Counts, error) {
 	if !b.l.health.mayTry(time.Now()) {
@@ -63,7 +56,7 @@ func (b *budget) Counts(ctx context.Context, now, from, to time.Time) (Counts, e
 	cctx, cancel := context.WithTimeout(ctx, b.l.timeout)
 	defer cancel()
 	cctx, c := b.l.newCall(cctx, b.name)
-	args := append(b.args(now, "counts", false), from.Sub(now).Seconds(), to.Sub(now).Seconds())
+	args := append(b.args(now, "counts", false, nil), from.Sub(now).Seconds(), to.Sub(now).Seconds())
 	v, err := b.l.eval(cctx, b.keys, args)
 	if err != nil {
 		err = c.explain(err, b.l.timeout)

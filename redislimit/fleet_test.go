@@ -39,9 +39,6 @@ type workerConfig struct {
 	Burst     int
 	Timeout   time.Duration
 	FleetSize int
-	// ReportRefusals: report each 429 to the budget's Counter, as a
-	// pacer that learns from the fleet's counts would (see counts.go).
-	ReportRefusals bool
 }
 
 // workerReport is what a worker prints, as JSON, when done.
@@ -114,17 +111,7 @@ func TestFleetWorker(t *testing.T) {
 		warm.Wait()
 		opts = append(opts, pacehttp.WithLimiter(lim))
 	}
-	var base http.RoundTripper
-	if cfg.ReportRefusals && lim != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		defer t.CloseIdleConnections()
-		base = refusalReporter(t, lim, func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			return rep.Partition
-		})
-	}
-	client := &http.Client{Transport: pacehttp.New(base, opts...)}
+	client := &http.Client{Transport: pacehttp.New(nil, opts...)}
 	defer client.CloseIdleConnections()
 	// Ready: the parent starts every process at once, when all are up.
 	fmt.Println("ready")
@@ -194,25 +181,6 @@ func watchStalls(end time.Time) <-chan time.Duration {
 	return out
 }
 
-// refusalReporter is a transport, under the pacer, that reports each 429
-// to the Counter of the partition partition names.
-func refusalReporter(base http.RoundTripper, lim *Limiter, partition func() string) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		sent := time.Now()
-		resp, err := base.RoundTrip(req)
-		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-			if name := partition(); name != "" {
-				lim.Budget(name).(Counter).Refused(context.Background(), time.Now(), sent)
-			}
-		}
-		return resp, err
-	})
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // readyBuffer is a worker's standard output: it closes ready when the
 // worker says it is.
 type readyBuffer struct {
@@ -249,7 +217,6 @@ type fleet struct {
 	redis   string // "up" (a redis-server), "wrong" (nothing listens), "silent", "" (no Limiter)
 	dur     time.Duration
 	faults  []fault
-	report  bool // the workers report their 429s to the Counter
 }
 
 // A fault happens to the fleet's Redis at an offset from the start.
@@ -340,7 +307,7 @@ func (f fleet) run(t *testing.T) fleetResult {
 	// Each process knows the fleet's size, as a deployment does: its share
 	// when it fails open before Redis has counted the processes.
 	cfg := workerConfig{Workers: f.workers, Rate: f.rate, Burst: f.burst, Timeout: timeout, FleetSize: f.procs,
-		Duration: f.dur, ReportRefusals: f.report}
+		Duration: f.dur}
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
 	}
@@ -397,6 +364,9 @@ func (f fleet) run(t *testing.T) fleetResult {
 	res := fleetResult{events: make(map[string]time.Duration)}
 	time.Sleep(time.Until(start))
 	stalls := watchStalls(start.Add(f.dur))
+	if os.Getenv("REDISLIMIT_TRACE") != "" && srv != nil {
+		go traceShares(srv.client(t), start, f.dur)
+	}
 	for _, ft := range f.faults {
 		time.Sleep(time.Until(start.Add(ft.at)))
 		res.events[ft.name] = time.Since(start)
@@ -421,6 +391,9 @@ func (f fleet) run(t *testing.T) fleetResult {
 	}
 	res.maxStall = max(res.maxStall, <-stalls)
 	res.stderr = stderr.String()
+	if dir := os.Getenv("REDISLIMIT_TRACE"); dir != "" {
+		os.WriteFile(fmt.Sprintf("%s/workers-%d.txt", dir, f.procs), []byte(res.stderr), 0o644)
+	}
 	res.start = start
 	if srv != nil && len(res.reports) > 0 && res.reports[0].Partition != "" {
 		l := New(srv.client(t), WithHook(nil), WithoutWatch(), WithTimeout(time.Second))
@@ -582,6 +555,23 @@ func TestFleetHeaders(t *testing.T) {
 	}
 }
 
+// TestFleetLearned: with Retry-After alone (no rate-limit headers, no
+// stated rate), the fleet learns the limit together: every refusal is every
+// process's news, each learns its share, and the budget runs at their sum
+// (see shares.go). 1, 2, 4 and 20 processes keep to at least 90% of the
+// limit with at most 1% of 429s after the first second.
+func TestFleetLearned(t *testing.T) {
+	for _, procs := range []int{1, 2, 4, 20} {
+		t.Run(strconv.Itoa(procs), func(t *testing.T) {
+			f := fleet{procs: procs, redis: "up", dur: 6 * time.Second}
+			r := f.measure(t, steady)
+			acc, ref := r.rate(1, len(r.accepted))
+			t.Logf("%d processes, Retry-After only: accepted/limit %.2f, 429s %.3f; per second %s; longest stall %v; %s",
+				procs, acc, ref, r.timeline(), r.maxStall, r.outages())
+		})
+	}
+}
+
 // TestFleetFaults runs four processes with a stated rate through each
 // fault: Redis killed and restarted, stalled 2s (DEBUG SLEEP), flushed, a
 // wrong address, an address that accepts and never answers. Besides the
@@ -659,24 +649,25 @@ func TestFleetFaults(t *testing.T) {
 	}
 }
 
-// TestFleetMeasure measures what the goal leaves to the pacer's learning,
-// for docs/fleet.md: fleets of 1, 2, 4 and 20 processes on an API that
-// sends Retry-After alone (no rate-limit headers, no stated rate), with
-// Redis and without. With today's pacer each process learns the rate from
-// the throttles it meets itself, so the fleet's figures are measured, not
-// asserted. The workers report their 429s to the Counter, and the test
-// checks that Redis counted the fleet's sends and refusals as the API saw
-// them: what a pacer learning for the fleet would read. It runs only when
+// TestFleetMeasure measures, for docs/fleet.md, fleets of 1, 2, 4 and 20
+// processes on an API that sends Retry-After alone (no rate-limit headers,
+// no stated rate) over 10s, with Redis and without: the comparison behind
+// TestFleetLearned. It also checks that Redis counted the fleet's sends and
+// refusals as the API saw them (see Counter). It runs only when
 // REDISLIMIT_MEASURE is set, as it takes a few minutes:
 //
 //	REDISLIMIT_MEASURE=1 go test -run TestFleetMeasure -v ./redislimit
+//
+// REDISLIMIT_PROCS="4 20" picks the fleet sizes, REDISLIMIT_ONLY_REDIS=1
+// skips the runs without Redis, and REDISLIMIT_TRACE=dir prints the shares
+// in Redis every 100ms and keeps the workers' standard error in dir.
 func TestFleetMeasure(t *testing.T) {
 	if os.Getenv("REDISLIMIT_MEASURE") == "" {
 		t.Skip("set REDISLIMIT_MEASURE=1 to measure")
 	}
-	for _, procs := range []int{1, 2, 4, 20} {
-		for _, rdb := range []string{"up", ""} {
-			f := fleet{procs: procs, redis: rdb, report: rdb != "", dur: 10 * time.Second}
+	for _, procs := range measuredFleets(t) {
+		for _, rdb := range measuredLimiters() {
+			f := fleet{procs: procs, redis: rdb, dur: 10 * time.Second}
 			r := f.run(t)
 			acc, ref := r.rate(1, len(r.accepted))
 			limiter := "local"
@@ -691,5 +682,54 @@ func TestFleetMeasure(t *testing.T) {
 			t.Logf("Retry-After only, %2d processes, %-5s: accepted/limit %.2f, 429s %.3f of attempts; done %d, failed %d; per second %s; Redis counted %d sent, %d refused; longest stall %v; %s",
 				procs, limiter, acc, ref, done, failed, r.timeline(), sent, refused, r.maxStall, r.outages())
 		}
+	}
+}
+
+// measuredFleets returns the fleet sizes TestFleetMeasure runs: 1, 2, 4 and
+// 20, or those REDISLIMIT_PROCS lists (as "2 20").
+func measuredFleets(t *testing.T) []int {
+	v := os.Getenv("REDISLIMIT_PROCS")
+	if v == "" {
+		return []int{1, 2, 4, 20}
+	}
+	var out []int
+	for _, f := range strings.Fields(v) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			t.Fatalf("REDISLIMIT_PROCS: %q is not a number of processes", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// measuredLimiters returns the Limiters TestFleetMeasure compares: Redis
+// and none, or Redis alone when REDISLIMIT_ONLY_REDIS is set.
+func measuredLimiters() []string {
+	if os.Getenv("REDISLIMIT_ONLY_REDIS") != "" {
+		return []string{"up"}
+	}
+	return []string{"up", ""}
+}
+
+// traceShares prints the shares in Redis every 100ms (debugging aid).
+func traceShares(c *redis.Client, start time.Time, dur time.Duration) {
+	ctx := context.Background()
+	for time.Since(start) < dur {
+		keys, _ := c.Keys(ctx, "pacehttp:*:shares").Result()
+		for _, k := range keys {
+			h, _ := c.HGetAll(ctx, k).Result()
+			base := strings.TrimSuffix(k, ":shares")
+			m, _ := c.HMGet(ctx, base, "rrate", "rburst", "rsent", "gate").Result()
+			var parts []string
+			sum := 0.0
+			for _, v := range h {
+				f, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+				sum += f
+				parts = append(parts, fmt.Sprintf("%.1f", f))
+			}
+			fmt.Fprintf(os.Stderr, "TRACE %5.2fs rate %v burst %v rsent %v gate %v sum %.1f shares %v\n", time.Since(start).Seconds(), m[0], m[1], m[2], m[3], sum, parts)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

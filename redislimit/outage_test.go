@@ -203,7 +203,7 @@ func TestFailOpenStaysLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h["lrrate"] != "50" || h["gate"] != "" && h["gate"] != "0" {
-		t.Errorf("Redis after the outage: learned rate %q, gate %q; want 50 and no gate", h["lrrate"], h["gate"])
+	if h["rrate"] != "50" || h["gate"] != "" && h["gate"] != "0" {
+		t.Errorf("Redis after the outage: learned rate %q, gate %q; want 50 and no gate", h["rrate"], h["gate"])
 	}
 }

@@ -28,8 +28,8 @@ import (
 // are chosen on every call from what each source said: the server's
 // rate-limit headers while they are fresh, else the caller's stated rate,
 // which every call carries (so state lost in Redis is restored, not
-// forgotten), else the pacer's estimate, which never overrides a stated
-// limit.
+// forgotten), else the sum of the pacers' estimates of their shares, which
+// never overrides a stated limit.
 //
 // When Redis is out of reach (an error, or no answer within WithTimeout),
 // the Limiter fails open or closed (WithFailMode) and leaves Redis alone
@@ -39,8 +39,9 @@ import (
 // script keeps in Redis. What a process does meanwhile is never written
 // back to Redis.
 //
-// The budgets also count what the fleet sends (see Counter), the measure
-// a pacer needs to learn a limit for the fleet rather than for one process.
+// The budgets are pacehttp.FleetBudgets: a fleet that learns a limit no
+// header states learns it together (see shares.go). They also count what
+// the fleet sends (see Counter).
 //
 // Most callers need only New and pacehttp.WithLimiter:
 //
@@ -79,6 +80,7 @@ type Limiter struct {
 	mu         sync.Mutex
 	waiters    map[string]chan struct{}
 	gens       map[string]int64 // the latest generation announced, by key
+	refusals   map[string]int64 // the latest refusal announced, by key (see shares.go)
 }
 
 // New returns a Limiter that keeps its budgets in Redis through client, a
@@ -119,6 +121,7 @@ func New(client redis.Scripter, opts ...Option) *Limiter {
 		origin:     rand.Text(),
 		waiters:    make(map[string]chan struct{}),
 		gens:       make(map[string]int64),
+		refusals:   make(map[string]int64),
 		subscribed: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -188,7 +191,7 @@ func (l *Limiter) Budget(name string) pacehttp.Budget {
 	return &budget{
 		l:    l,
 		name: name,
-		keys: []string{key, key + ":live", key + ":counts"},
+		keys: []string{key, key + ":live", key + ":counts", key + ":shares"},
 		twin: l.local.Budget(name),
 		live: l.fleetSize,
 	}

@@ -19,6 +19,7 @@ import (
 //	         scored by the instant until which each is known to be live
 //	KEYS[3]  hash: the fleet's sends and refusals per tenth of a second
 //	         (see counts.go)
+//	KEYS[4]  hash: each process's share of the learned limits, by origin
 //
 // Each bucket runs as GCRA state: <p>rate (units per second, 0 for no
 // limit), <p>burst and <p>empty, the instant at which the bucket was, or
@@ -39,9 +40,18 @@ import (
 //     Redis (a flush, a restart) is restored by the next call instead of
 //     forgotten. If processes state different limits, the lowest stated in
 //     the last window seconds holds;
-//   - l<p>rate, l<p>burst: the pacer's estimate, used only when neither
-//     headers nor a stated limit is known. An estimate never overwrites a
-//     stated limit.
+//   - KEYS[4]: the pacers' estimates, used only when neither headers nor
+//     a stated limit is known, so that an estimate never overwrites a
+//     stated limit. Each pacer learns its own share of the limit (what its
+//     requests got through; see pacehttp.FleetBudget) and every call
+//     carries it, so that lost state is restored as a stated limit is. The
+//     fleet's rate is the sum of the shares of the live processes, its
+//     burst the largest of theirs; a share of no limit counts only when
+//     no process has a finite one.
+//
+// rsent is the instant the latest refusal that a pacer reported (refused)
+// was sent: every reply carries it, and each pacer learns from it as from
+// a refusal of its own.
 //
 // Until a limit is first known (warm), the fleet sends one
 // request (probe) and holds the others for at most half a second, waiting
@@ -73,8 +83,10 @@ import (
 //	9..12 stated: requests rate, burst, tokens rate, burst (0: none)
 //	13 slot (s, the width of a counting slot)  14 slots (ring size)
 //	15 made (s since the caller's latest reservation was granted)
+//	16..19 the caller's learned share: requests rate, burst, tokens
+//	       rate, burst (rate 0: none, -1: no limit)
 //
-// then per operation, from ARGV[16]:
+// then per operation, from ARGV[20] (arg(1)):
 //
 //	reserve  requests tokens after      -> wait (µs), not before after
 //	         [requests at]...              seconds from now; then slots
@@ -86,20 +98,23 @@ import (
 //	                                       from now to the reservation's
 //	                                       instant)
 //	cooldown seconds                    -> 0
-//	limits   source ("h" headers, "l" learned), then for requests and
+//	limits   source ("h" headers), then for requests and
 //	         tokens: rate burst remaining (rate 0: keep, -1: no limit;
 //	         burst 0: keep; remaining -1: unknown; a bucket above
 //	         remaining+1 is lowered to it)                       -> 0
-//	refused  sent (s before now)        -> 0
+//	refused  sent (s before now)        -> 1 if it is the latest refusal
+//	                                       (rsent), else 0
 //	counts   from to (s from now)       -> see counts.go
 //	sync     (nothing)                  -> 0
 //
 // Every operation but counts replies {result, gen, live, requests rate,
-// requests burst, tokens rate, tokens burst, sources}: the limits in force
-// (rates as strings, 0 for none), the number of live processes, and one
-// letter per bucket for the source in force (h, s, l, or n for none).
+// requests burst, tokens rate, tokens burst, sources, rsent, now}: the
+// limits in force (rates as strings, 0 for none), the number of live
+// processes, one letter per bucket for the source in force (h, s, l, or n
+// for none), and the latest refusal's instant (0 for none) and the
+// script's (strings, in seconds).
 var script = redis.NewScript(`
-local hkey, lkey, ckey = KEYS[1], KEYS[2], KEYS[3]
+local hkey, lkey, ckey, skey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local channel = ARGV[3]
@@ -112,6 +127,9 @@ local resume = ARGV[8] == '1'
 local stated = {r = {tonumber(ARGV[9]), tonumber(ARGV[10])}, t = {tonumber(ARGV[11]), tonumber(ARGV[12])}}
 local slot = tonumber(ARGV[13])
 local slots = tonumber(ARGV[14])
+local share = {r = {tonumber(ARGV[16]), tonumber(ARGV[17])}, t = {tonumber(ARGV[18]), tonumber(ARGV[19])}}
+local argBase = 19
+local function arg(i) return ARGV[argBase + i] end
 local warmup = 0.5 -- seconds, the pacer's warm-up wait
 
 local t = redis.call('TIME')
@@ -133,8 +151,8 @@ end
 
 if op == 'counts' then
   -- {now (µs), slot width (µs), then per slot from the oldest: sent, refused}
-  local from = math.floor((now + tonumber(ARGV[16])) / slot)
-  local last = math.floor((now + tonumber(ARGV[17])) / slot)
+  local from = math.floor((now + tonumber(arg(1))) / slot)
+  local last = math.floor((now + tonumber(arg(2))) / slot)
   from = math.max(from, last - slots + 1)
   local out = {math.floor(now * 1e6), math.floor(slot * 1e6), from}
   for s = from, last do
@@ -209,6 +227,40 @@ local function state(p)
   end
 end
 
+-- The caller's share of the learned limits, kept by origin.
+if share.r[1] ~= 0 or share.t[1] ~= 0 then
+  local mine = string.format('%.17g %d %.17g %d', share.r[1], share.r[2], share.t[1], share.t[2])
+  if redis.call('HGET', skey, origin) ~= mine then redis.call('HSET', skey, origin, mine) end
+end
+
+-- The learned limits: the sum of the live processes' shares. Shares of
+-- processes no longer live are dropped.
+local sum
+local function learned()
+  if sum then return sum end
+  sum = {r = {rate = 0, burst = 0}, t = {rate = 0, burst = 0}}
+  local raw = redis.call('HGETALL', skey)
+  for i = 1, #raw, 2 do
+    local o = raw[i]
+    local until_ = tonumber(redis.call('ZSCORE', lkey, o) or 0) or 0
+    if o == origin or until_ >= now - window then
+      local v = {string.match(raw[i + 1], '^(%S+) (%S+) (%S+) (%S+)$')}
+      for j, p in ipairs({'r', 't'}) do
+        local rate, burst = tonumber(v[2 * j - 1]) or 0, tonumber(v[2 * j]) or 0
+        if rate > 0 then
+          sum[p].rate = sum[p].rate + rate
+          sum[p].burst = math.max(sum[p].burst, burst)
+        elseif rate < 0 then
+          sum[p].unlimited = true
+        end
+      end
+    else
+      redis.call('HDEL', skey, o)
+    end
+  end
+  return sum
+end
+
 -- The limits in force for bucket p, and their source.
 local function pick(p)
   local hr = h['h' .. p .. 'rate']
@@ -220,11 +272,9 @@ local function pick(p)
   if sr > 0 and (stated[p][1] > 0 or now - num('s' .. p .. 'at') <= window) then
     return sr, num('s' .. p .. 'burst'), 's'
   end
-  local lr = h['l' .. p .. 'rate']
-  if lr ~= nil then
-    if lr < 0 then return 0, 0, 'l' end
-    return lr, num('l' .. p .. 'burst'), 'l'
-  end
+  local l = learned()[p]
+  if l.rate > 0 then return l.rate, l.burst, 'l' end
+  if l.unlimited then return 0, 0, 'l' end
   return 0, 0, 'n'
 end
 
@@ -264,26 +314,21 @@ local function rank(r)
 end
 
 if op == 'limits' then
-  local src = ARGV[16]
+  if arg(1) ~= 'h' then return redis.error_reply('redislimit: unknown source ' .. arg(1)) end
   for i, p in ipairs({'r', 't'}) do
-    local rate, burst = tonumber(ARGV[15 + 3 * i - 1]), tonumber(ARGV[15 + 3 * i])
-    if src == 'h' then
-      -- Processes infer the rate from the headers each with its own
-      -- precision: the lowest inferred within the window holds.
-      local cur = h['h' .. p .. 'rate']
-      if rate ~= 0 and (cur == nil or rank(rate) <= rank(cur) or now - num('h' .. p .. 'at') > window) then
-        put('h' .. p .. 'rate', rate)
-        put('h' .. p .. 'at', now)
-      end
-      if burst > 0 and (num('h' .. p .. 'burst') <= 0 or burst <= num('h' .. p .. 'burst') or now - num('h' .. p .. 'at') > window) then
-        put('h' .. p .. 'burst', burst)
-      end
-    else
-      if rate ~= 0 then put(src .. p .. 'rate', rate) end
-      if burst > 0 then put(src .. p .. 'burst', burst) end
+    local rate, burst = tonumber(arg(3 * i - 1)), tonumber(arg(3 * i))
+    -- Processes infer the rate from the headers each with its own
+    -- precision: the lowest inferred within the window holds.
+    local cur = h['h' .. p .. 'rate']
+    if rate ~= 0 and (cur == nil or rank(rate) <= rank(cur) or now - num('h' .. p .. 'at') > window) then
+      put('h' .. p .. 'rate', rate)
+      put('h' .. p .. 'at', now)
+    end
+    if burst > 0 and (num('h' .. p .. 'burst') <= 0 or burst <= num('h' .. p .. 'burst') or now - num('h' .. p .. 'at') > window) then
+      put('h' .. p .. 'burst', burst)
     end
   end
-  if src == 'h' then put('hat', now) end
+  put('hat', now)
 end
 
 local gate = num('gate')
@@ -336,16 +381,21 @@ if op == 'reserve' then
     ready = x
     if probe == 0 then
       put('probe', x)
+      redis.call('HSET', hkey, 'pioneer', origin)
+    elseif redis.call('HGET', hkey, 'pioneer') == origin then
+      -- The process that sent first goes on, as a process alone does:
+      -- without headers it learns the limit alone, which is quicker
+      -- than every process learning a small share of it at once.
     elseif x - probe < warmup then
       ready = probe + warmup
     else
       put('warm', 1)
     end
   else
-    -- Not before ARGV[18] seconds from now: a caller that must also keep
+    -- Not before arg(3) seconds from now: a caller that must also keep
     -- to a bound of its own takes its slot where it will use it.
-    local at = math.max(x, now + (tonumber(ARGV[18]) or 0))
-    ready = math.max(take('r', tonumber(ARGV[16]), at), take('t', tonumber(ARGV[17]), at))
+    local at = math.max(x, now + (tonumber(arg(3)) or 0))
+    ready = math.max(take('r', tonumber(arg(1)), at), take('t', tonumber(arg(2)), at))
   end
   if gate > now then
     local spacing = 0.001
@@ -354,10 +404,10 @@ if op == 'reserve' then
     put('spread', num('spread') + 1)
   end
   result = math.ceil((ready - now) * 1e6)
-  count(ready, tonumber(ARGV[16]), 0)
+  count(ready, tonumber(arg(1)), 0)
   -- Slots the caller kept and did not use: not sent after all.
-  for i = 19, #ARGV - 1, 2 do
-    count(now + tonumber(ARGV[i + 1]), -tonumber(ARGV[i]), 0)
+  for i = 4, #ARGV - argBase - 1, 2 do
+    count(now + tonumber(arg(i + 1)), -tonumber(arg(i)), 0)
   end
 elseif op == 'cancel' then
   -- Units voided since are gone with the debt they were part of; the
@@ -365,15 +415,15 @@ elseif op == 'cancel' then
   -- The result says whether the units came back: 1 if so (or void), 0 if
   -- later reservations hold them, and the caller keeps the slot.
   result = 1
-  if not fresh and not voided and tonumber(ARGV[18]) == oldGen then
-    local at = now + tonumber(ARGV[19])
-    local r = give('r', tonumber(ARGV[16]), at)
-    local t = give('t', tonumber(ARGV[17]), at)
+  if not fresh and not voided and tonumber(arg(3)) == oldGen then
+    local at = now + tonumber(arg(4))
+    local r = give('r', tonumber(arg(1)), at)
+    local t = give('t', tonumber(arg(2)), at)
     if not (r and t) then result = 0 end
   end
-  if result == 1 then count(now + tonumber(ARGV[19]), -tonumber(ARGV[16]), 0) end
+  if result == 1 then count(now + tonumber(arg(4)), -tonumber(arg(1)), 0) end
 elseif op == 'cooldown' then
-  local untl = now + tonumber(ARGV[16])
+  local untl = now + tonumber(arg(1))
   if untl > gate then
     if gate <= now then put('spread', 0) end
     -- The reservations outstanding are void: forget what they owe, and
@@ -394,7 +444,7 @@ elseif op == 'cooldown' then
   end
 elseif op == 'limits' then
   for i, p in ipairs({'r', 't'}) do
-    local remaining = tonumber(ARGV[16 + 3 * i])
+    local remaining = tonumber(arg(1 + 3 * i))
     local r = num(p .. 'rate')
     -- Servers round down: one that shows R may hold R+1.
     if remaining >= 0 and r > 0 and level(p, x) > remaining + 1 then
@@ -402,7 +452,12 @@ elseif op == 'limits' then
     end
   end
 elseif op == 'refused' then
-  count(now - tonumber(ARGV[16]), 0, 1)
+  local sent = now - tonumber(arg(1))
+  count(sent, 0, 1)
+  if sent > num('rsent') then
+    put('rsent', sent)
+    result = 1 -- the latest
+  end
 elseif op ~= 'sync' then
   return redis.error_reply('redislimit: unknown operation ' .. op)
 end
@@ -422,13 +477,21 @@ redis.call('PEXPIRE', hkey, keep)
 redis.call('ZADD', lkey, math.max(ready, gate), origin)
 redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now - window)
 redis.call('PEXPIRE', lkey, keep)
+if redis.call('EXISTS', skey) == 1 then redis.call('PEXPIRE', skey, keep) end
 local live = redis.call('ZCARD', lkey)
 
 if changed and channel ~= '' then
   redis.call('PUBLISH', channel, hkey .. ' ' .. origin .. ' ' .. string.format('%d', h['gen']))
 end
+if op == 'refused' and result == 1 and channel ~= '' then
+  -- The latest refusal, and how long ago it was sent: news to every
+  -- pacer of the fleet at once.
+  redis.call('PUBLISH', channel, hkey .. ' ' .. origin .. ' ' .. string.format('%d', h['gen']) ..
+    ' ' .. string.format('%.6f', now - num('rsent')))
+end
 local function f(v) return string.format('%.17g', v) end
-return {result, h['gen'], live, f(num('rrate')), f(num('rburst')), f(num('trate')), f(num('tburst')), sources}
+return {result, h['gen'], live, f(num('rrate')), f(num('rburst')), f(num('trate')), f(num('tburst')), sources,
+  f(num('rsent')), f(now)}
 `)
 
 // reply is what every operation but counts returns.
@@ -438,6 +501,9 @@ type reply struct {
 	live    int   // processes using the partition
 	limits  [2]bucket
 	sources string // the source in force per bucket, as letters
+	// rsent is the instant the latest refusal reported was sent, 0 for
+	// none, and now the script's instant, both on Redis's clock.
+	rsent, now float64
 }
 
 // bucket is the rate and burst a bucket runs at; a zero rate means no
@@ -449,7 +515,7 @@ type bucket struct {
 
 func parseReply(v any) (reply, error) {
 	s, ok := v.([]any)
-	if !ok || len(s) != 8 {
+	if !ok || len(s) != 10 {
 		return reply{}, fmt.Errorf("redislimit: unexpected reply %T %v", v, v)
 	}
 	var r reply
@@ -482,5 +548,6 @@ func parseReply(v any) (reply, error) {
 	r.limits[0] = bucket{rate: flt(3), burst: int(flt(4))}
 	r.limits[1] = bucket{rate: flt(5), burst: int(flt(6))}
 	r.sources, _ = s[7].(string)
+	r.rsent, r.now = flt(8), flt(9)
 	return r, err
 }

@@ -127,20 +127,42 @@ func isTimeout(err error) bool {
 // before it are void (see slots.go). Announcements arrive after the
 // change, and a waiter that reserved meanwhile is woken for nothing; its
 // slot, kept, is its place again.
+//
+// An announcement of a refusal says how long ago the refused request was
+// sent (see shares.go): the latest refusal of the key, for the pacers.
 func (l *Limiter) wake(payload string) {
 	key, rest, _ := strings.Cut(payload, " ")
-	origin, g, _ := strings.Cut(rest, " ")
+	origin, rest, _ := strings.Cut(rest, " ")
+	g, ago, refusal := strings.Cut(rest, " ")
 	gen, _ := strconv.ParseInt(g, 10, 64)
+	heard := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gens[key] = max(l.gens[key], gen)
 	if origin == l.origin {
 		return
 	}
+	if refusal {
+		if s, err := strconv.ParseFloat(ago, 64); err == nil && s >= 0 && s < maxAhead.Seconds() {
+			sent := heard.Add(-time.Duration(s * float64(time.Second))).UnixNano()
+			l.refusals[key] = max(l.refusals[key], sent)
+		}
+	}
 	if c := l.waiters[key]; c != nil {
 		close(c)
 		delete(l.waiters, key)
 	}
+}
+
+// announcedRefusal returns when the latest refusal announced for key was
+// sent (unix ns, this process's clock), 0 for none.
+func (l *Limiter) announcedRefusal(key string) int64 {
+	if l.stop == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refusals[key]
 }
 
 // announced returns the latest generation announced for key.
