@@ -108,13 +108,15 @@ type ticket struct {
 func (p *pacer) newPartition(name string, now time.Time) *partition {
 	pc := &p.cfg.pace
 	part := &partition{
-		name:     name,
-		budget:   p.limiter.Budget(name),
-		wake:     make(chan struct{}, 1),
-		slots:    pc.concurrency,
-		learn:    newLearner(now, pc.floor, pc.rate, pc.burst),
-		sentRate: math.Inf(1),
-		share:    1,
+		name:   name,
+		budget: p.limiter.Budget(name),
+		wake:   make(chan struct{}, 1),
+		slots:  pc.concurrency,
+		learn:  newLearner(now, pc.floor, pc.rate, pc.burst),
+		// The first burst begins with the partition.
+		quotaWindow: quotaWindow{anchor: now.UnixNano()},
+		sentRate:    math.Inf(1),
+		share:       1,
 	}
 	part.watcher, _ = part.budget.(Watcher)
 	if pc.rate > 0 {
@@ -295,6 +297,9 @@ func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.T
 		part.waitingOn = waitGate
 		if w := part.window(); wait == 0 && w > 0 && part.inFlight >= w {
 			wait, part.waitingOn = part.windowWait(*now), waitRoom
+		}
+		if wait == 0 {
+			wait = part.quotaWindow.wait(*now, &part.learn.sends)
 		}
 		if wait <= 0 {
 			part.waitingOn = waitNothing
