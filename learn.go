@@ -77,6 +77,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		part.overloads = 0
 	}
 	if !throttled && !overloaded {
+		if d := now.Sub(t.sent); part.learn.coldEnd.IsZero() && (part.coldRTT == 0 || d < part.coldRTT) {
+			part.coldRTT = d
+		}
 		part.learn.accepted(now, t.sent, part.successLevel(t))
 		closedAt := part.gate.closedAt
 		opened := part.gate.served(now, t.sent, t.probe)

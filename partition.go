@@ -81,10 +81,13 @@ type partition struct {
 	learn                        learner
 	gate                         gate
 	quotaWindow                  quotaWindow
-	sentRate                     float64   // the request rate last given to the budget
-	sentRateAt                   time.Time // when it was given
-	sentBurst                    int
-	overloads                    int // overloaded answers in a row
+	// coldRTT is the shortest a request of the cold start took to be
+	// served: the round trip its sends are spread over (coldSpacing).
+	coldRTT    time.Duration
+	sentRate   float64   // the request rate last given to the budget
+	sentRateAt time.Time // when it was given
+	sentBurst  int
+	overloads  int // overloaded answers in a row
 	// The requests and tokens that have left, counted modulo 2^32: a
 	// server's Remaining is what was left when it admitted one request,
 	// and those that left after it spend from it too.

@@ -126,6 +126,15 @@ func (s *sendLog) add(t time.Time) {
 	s.next = (s.next + 1) % recentCount
 }
 
+// latest returns the time of the latest send; the zero time before any.
+func (s *sendLog) latest() time.Time {
+	at := s.at[(int(s.next)+recentCount-1)%recentCount]
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at)
+}
+
 // mark records what became of the send at t, if the log still holds it.
 func (s *sendLog) mark(t time.Time, st sendState) {
 	at := t.UnixNano()

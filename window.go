@@ -57,7 +57,8 @@ const (
 // since the burst began, then the whole quota (a fixed window, if the burst
 // began as it turned) or the burst's requests in the order they left (a
 // sliding one). So a refused probe at the refill time, after a burst of at
-// least minWindowQuota, is the sign of a window; the gate then probes at
+// least minWindowQuota (the cold start's, or one spent within spentWithin of
+// an opening), is the sign of a window; the gate then probes at
 // the round periods after the burst began (windowPeriods), shortest first,
 // within the server's ceiling, instead of idling the whole ceiling. A
 // probe served at one of them gives the period; the quota is what the
@@ -80,6 +81,9 @@ const (
 // A quotaWindow is guarded by its partition's mutex; times are passed in.
 type quotaWindow struct {
 	state windowState
+	// cold: the burst now spending the quota is the cold start's, which
+	// sends as fast as its answers come back, however long that takes.
+	cold bool
 	// candidate indexes windowPeriods: the period replayed, or the next
 	// the search probes at.
 	candidate uint8
@@ -109,7 +113,7 @@ func (w *quotaWindow) opened(sent time.Time, sends *slotRing) {
 			}
 		}
 	}
-	w.anchor = sent.UnixNano()
+	w.anchor, w.cold = sent.UnixNano(), false
 }
 
 // refused records the refusal of a request that left at sent (probe, if it
@@ -119,9 +123,9 @@ func (w *quotaWindow) opened(sent time.Time, sends *slotRing) {
 func (w *quotaWindow) refused(sent, closedAt, until time.Time, probe bool, sends *slotRing) time.Time {
 	switch w.state {
 	case noWindow:
-		// The refill probe refused, after a burst spent soon after it
-		// began: nothing came back.
-		if !probe || closedAt.Sub(w.anchorTime()) >= spentWithin {
+		// The refill probe refused, after a burst spent at once, by the
+		// cold start or soon after an opening: nothing came back.
+		if !probe || !w.cold && closedAt.Sub(w.anchorTime()) >= spentWithin {
 			return time.Time{}
 		}
 		if n, ok := sends.count(w.anchorTime().Add(-slotWidth), sent); !ok || n < minWindowQuota {

@@ -27,6 +27,7 @@ func spend(s *slotRing, n int, from, to float64) {
 func TestQuotaWindowSearch(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
+		cold         bool    // the burst is the cold start's
 		burst        int     // accepted from 0 to span
 		span         float64 // ms; the refusal that closes the gate leaves then
 		period       float64 // ms: a probe this long after 0 or more is served
@@ -41,12 +42,16 @@ func TestQuotaWindowSearch(t *testing.T) {
 			wantProbes: []float64{101, 201, 501, 1001}, wantState: windowReplay, wantQuota: 100, wantPeriodMs: 1000},
 		{name: "burst too small", burst: minWindowQuota - 1, span: 20, period: 500, wantState: noWindow},
 		{name: "burst spent slowly", burst: 50, span: 300, period: 1000, wantState: noWindow},
+		// Over a long round trip the cold start takes a while to spend
+		// the quota, however fast it sends.
+		{name: "cold start spent slowly", cold: true, burst: 50, span: 300, period: 1000,
+			wantProbes: []float64{501, 1001}, wantState: windowReplay, wantQuota: 50, wantPeriodMs: 1000},
 		{name: "period past the ceiling", burst: 50, span: 50, period: 3000,
 			wantProbes: []float64{101, 201, 501, 1001}, wantState: noWindow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s slotRing
-			w := quotaWindow{anchor: at(0).UnixNano()}
+			w := quotaWindow{anchor: at(0).UnixNano(), cold: tc.cold}
 			spend(&s, tc.burst, 0, tc.span)
 			closedAt := at(tc.span)
 			until := closedAt.Add(time.Second + ceilingMargin)
