@@ -13,9 +13,6 @@ const probeTimeout = time.Second
 // hundredth of it.
 const ceilingMargin = time.Millisecond
 
-// maxEarlyDelay bounds how late the learned early probe may go.
-const maxEarlyDelay = 10 * time.Second
-
 // A gate holds a partition's requests after the server refused one, and lets
 // them out again one probe at a time.
 //
@@ -29,12 +26,12 @@ const maxEarlyDelay = 10 * time.Second
 // server that refuses everything there is at most one attempt per
 // Retry-After, never a storm. A served probe opens the gate.
 //
-// How early the first probe goes is learned, by bisection over closings:
-// never before the refill time the caller gives, and between the longest
-// delay after which an early probe was refused and the shortest after which
-// a probe was served, so that a server that keeps its gate closed for a
-// while (a fixed window, a penalty box) is soon probed only when it is
-// likely to answer.
+// A refused probe may be followed by another before the ceiling when the
+// partition has reason to expect the server back sooner (reprobe): a server
+// that let a burst through, then nothing, is a window whose quota returns
+// at its period, which a Retry-After in whole seconds does not tell (see
+// quotaWindow). A server that refuses everything let nothing through, and
+// is probed once per ceiling still.
 //
 // Answers to requests that left before the gate closed are stragglers of the
 // same refusal: they may lengthen the ceiling, never close it anew. A probe
@@ -47,17 +44,12 @@ type gate struct {
 	// estimated refill time, not for the ceiling.
 	refillProbe bool
 	probeOut    bool      // a probe is unanswered
-	probeEarly  bool      // that probe left before the ceiling
+	failed      int32     // probes refused since it closed
 	closedAt    time.Time // when it last closed
 	openedAt    time.Time // when it last opened
 	until       time.Time // the server's ceiling
 	probeAt     time.Time // the earliest the next probe may leave
-	failed      int       // probes refused since it closed
 	probeSent   time.Time // when the last probe left
-
-	// The delays, from a closing, after which a probe was refused
-	// (tooEarly) and served (lateEnough); 0 while unknown.
-	tooEarly, lateEnough time.Duration
 }
 
 // shut records a refusal, at now, of a request that left at sent (probe if
@@ -80,16 +72,10 @@ func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duratio
 		}
 		g.closed, g.closedAt, g.failed, g.probeOut = true, now, 0, false
 		g.until = now.Add(ceiling)
-		g.probeAt = now.Add(min(ceiling, g.earlyDelay(early)))
+		g.probeAt = now.Add(min(ceiling, early))
 		g.refillProbe = refillProbe
 		return true
 	case probe:
-		if g.probeEarly {
-			g.tooEarly = min(max(g.tooEarly, g.probeSent.Sub(g.closedAt)), maxEarlyDelay)
-			if g.lateEnough <= g.tooEarly {
-				g.lateEnough = 0 // outdated
-			}
-		}
 		g.probeOut = false
 		g.failed++
 		g.until = now.Add(ceiling)
@@ -111,22 +97,9 @@ func (g *gate) served(now, sent time.Time, probe bool) bool {
 	if !g.closed || (!probe && !sent.After(g.closedAt)) {
 		return false
 	}
-	if probe {
-		d := g.probeSent.Sub(g.closedAt)
-		if g.lateEnough == 0 || d < g.lateEnough {
-			g.lateEnough = d
-		}
-		if g.tooEarly >= d {
-			g.tooEarly = 0 // outdated
-		}
-	}
 	g.closed, g.openedAt, g.probeOut = false, now, false
 	return true
 }
-
-// earlyDelay returns how long after a closing the first probe goes, given
-// the refill time early.
-func (g *gate) earlyDelay(early time.Duration) time.Duration { return early }
 
 // hasten moves an early first probe not yet sent to at, if that is sooner:
 // the refill time it waits for was estimated anew. It reports whether the
@@ -137,6 +110,14 @@ func (g *gate) hasten(at time.Time) bool {
 	}
 	g.probeAt = at
 	return true
+}
+
+// reprobe moves the next probe, after a refused one, to at if that is
+// sooner than the ceiling it waits for.
+func (g *gate) reprobe(at time.Time) {
+	if g.closed && !g.probeOut && at.Before(g.probeAt) {
+		g.probeAt = at
+	}
 }
 
 // wait returns how long a request must wait at now before it may leave, and
@@ -158,18 +139,14 @@ func (g *gate) wait(now time.Time) (d time.Duration, probe bool) {
 
 // sendProbe records that the probe left at now.
 func (g *gate) sendProbe(now time.Time) {
-	g.probeOut, g.probeSent, g.probeEarly = true, now, now.Before(g.until)
+	g.probeOut, g.probeSent = true, now
 }
 
-// certain returns the part of a wait at now that nothing but the server's
-// ceiling passing can shorten: none while a probe may still open the gate
-// early.
+// certain returns the part of a wait at now that nothing but time passing
+// can shorten: until the next probe, which may open the gate.
 func (g *gate) certain(now time.Time) time.Duration {
 	if !g.closed {
 		return 0
 	}
-	if g.failed == 0 {
-		return max(g.probeAt.Sub(now), 0)
-	}
-	return max(g.until.Sub(now), 0)
+	return max(g.probeAt.Sub(now), 0)
 }

@@ -49,3 +49,38 @@ func TestGateHasten(t *testing.T) {
 		})
 	}
 }
+
+// After a refused probe the next waits for the ceiling, unless the
+// partition expects the server back sooner: reprobe moves it earlier, never
+// later, and not while a probe is out. The certain part of a wait follows
+// the probe.
+func TestGateReprobe(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		probeOut bool
+		to       float64 // ms after the closing
+		want     float64 // ms: where the probe goes
+	}{
+		{name: "sooner", to: 500, want: 500},
+		{name: "not later", to: 1500, want: 1260},
+		{name: "probe out", probeOut: true, to: 500, want: 1260},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g gate
+			g.shut(at(0), at(0), false, time.Second, 10*time.Millisecond)
+			g.sendProbe(at(260))
+			g.shut(at(260), at(260), true, time.Second, 10*time.Millisecond)
+			g.probeAt, g.until = at(1260), at(1260) // no jitter
+			if tc.probeOut {
+				g.sendProbe(at(400))
+			}
+			g.reprobe(at(tc.to))
+			if !g.probeAt.Equal(at(tc.want)) {
+				t.Errorf("probe at %v, want %vms", g.probeAt.Sub(at(0)), tc.want)
+			}
+			if c, want := g.certain(at(300)), at(tc.want).Sub(at(300)); c != want {
+				t.Errorf("certain wait at 300ms = %v, want %v", c, want)
+			}
+		})
+	}
+}

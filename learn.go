@@ -77,11 +77,15 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 		part.overloads = 0
 	}
 	if !throttled && !overloaded {
+		if d := now.Sub(t.sent); part.learn.coldEnd.IsZero() && (part.coldRTT == 0 || d < part.coldRTT) {
+			part.coldRTT = d
+		}
 		part.learn.accepted(now, t.sent, part.successLevel(t))
 		closedAt := part.gate.closedAt
 		opened := part.gate.served(now, t.sent, t.probe)
 		if opened {
 			part.learn.reopened(now, now.Sub(closedAt))
+			part.quotaWindow.opened(t.sent, &part.learn.sends)
 		} else if part.gate.closed {
 			// The estimate of the refill time the first probe waits for
 			// may have improved.
@@ -142,6 +146,9 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	closed := part.gate.shut(now, t.sent, t.probe, ceiling, early)
 	if closed {
 		part.learn.closed()
+	}
+	if at := part.quotaWindow.refused(t.sent, part.gate.closedAt, part.gate.until, t.probe, &part.learn.sends); !at.IsZero() {
+		part.gate.reprobe(at)
 	}
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil

@@ -108,13 +108,15 @@ type ticket struct {
 func (p *pacer) newPartition(name string, now time.Time) *partition {
 	pc := &p.cfg.pace
 	part := &partition{
-		name:     name,
-		budget:   p.limiter.Budget(name),
-		wake:     make(chan struct{}, 1),
-		slots:    pc.concurrency,
-		learn:    newLearner(now, pc.floor, pc.rate, pc.burst),
-		sentRate: math.Inf(1),
-		share:    1,
+		name:   name,
+		budget: p.limiter.Budget(name),
+		wake:   make(chan struct{}, 1),
+		slots:  pc.concurrency,
+		learn:  newLearner(now, pc.floor, pc.rate, pc.burst),
+		// The first burst begins with the partition.
+		quotaWindow: quotaWindow{anchor: now.UnixNano(), cold: true},
+		sentRate:    math.Inf(1),
+		share:       1,
 	}
 	part.watcher, _ = part.budget.(Watcher)
 	if pc.rate > 0 {
@@ -296,6 +298,12 @@ func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.T
 		if w := part.window(); wait == 0 && w > 0 && part.inFlight >= w {
 			wait, part.waitingOn = part.windowWait(*now), waitRoom
 		}
+		if wait == 0 {
+			wait = part.quotaWindow.wait(*now, &part.learn.sends)
+		}
+		if wait == 0 {
+			wait = part.coldSpacing(*now)
+		}
 		if wait <= 0 {
 			part.waitingOn = waitNothing
 			return nil
@@ -397,6 +405,36 @@ func (part *partition) windowWait(now time.Time) time.Duration {
 	}
 	return max(part.learn.windowAt.Add(hold).Sub(now), time.Millisecond)
 }
+
+// coldSpacing returns how long the head waits at now so that the cold
+// start's sends leave spread over the round trip, at twice the window per
+// round trip, rather than together: the answers of one round come back
+// together and each lets two requests out, and when a burst of them
+// outgrows the server's bucket or quota, all have left before the first
+// refusal is heard (a window of 100 met 27 refusals over a 1ms network).
+// Spread, a refusal is heard after as many sends as leave in its round
+// trip, which is short, since a refusal takes no service time. As in TCP's
+// paced slow start, the window still doubles every round trip. mu must be
+// held.
+func (part *partition) coldSpacing(now time.Time) time.Duration {
+	l := &part.learn
+	if !l.coldEnd.IsZero() || l.window <= 0 || part.coldRTT <= 0 {
+		return 0
+	}
+	if part.burstCount < coldBurst || now.UnixNano()-part.burstFrom > int64(sendSpread) {
+		return 0
+	}
+	// The burst under way is full: the next leaves once the round trip
+	// has room for it at twice the delivery rate.
+	gap := part.coldRTT * coldBurst / time.Duration(2*max(part.inFlight, 1))
+	return max(time.Unix(0, part.burstFrom).Add(gap).Sub(now), 0)
+}
+
+// coldBurst is how many requests of the cold start may leave together: as
+// many as a concurrency cap's first refusals are read from (see capRefusal),
+// so that spreading the larger rounds leaves the learner's reading of small
+// ones as it was.
+const coldBurst = 2 * minCap
 
 // certainWait returns the part of a budget wait that is certain: all of it
 // when the rate was stated, by the caller (WithRate) or by the server's

@@ -1008,3 +1008,59 @@ func meanDisplacement(callers []loadCaller, served []int) float64 {
 	}
 	return float64(sum) / float64(len(served)) / float64(len(served))
 }
+
+// The cold start's rounds leave in bursts of at most coldBurst, spread over
+// the round trip at twice the delivery rate; small rounds, and the time
+// after the cold start, are left alone.
+func TestColdSpacing(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		burst     int16 // requests of the burst under way
+		since     time.Duration
+		inFlight  int
+		coldEnded bool
+		want      time.Duration
+	}{
+		{name: "burst not full", burst: coldBurst - 1, inFlight: 32},
+		{name: "burst full", burst: coldBurst, inFlight: 32, want: 11 * time.Millisecond * coldBurst / 64},
+		{name: "burst full, partly waited", burst: coldBurst, since: time.Millisecond, inFlight: 32, want: 11*time.Millisecond*coldBurst/64 - time.Millisecond},
+		{name: "burst over", burst: coldBurst, since: 2 * sendSpread, inFlight: 32},
+		{name: "cold start over", burst: coldBurst, inFlight: 32, coldEnded: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			part := &partition{inFlight: tc.inFlight, coldRTT: 11 * time.Millisecond,
+				learn: newLearner(at(0), 0, 0, 0), burstFrom: at(100).UnixNano(), burstCount: tc.burst}
+			part.learn.window = 64
+			if tc.coldEnded {
+				part.learn.coldEnd = at(90)
+			}
+			if got := part.coldSpacing(at(100).Add(tc.since)); got != tc.want {
+				t.Errorf("wait %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Over a 1ms network a round of the cold start no longer leaves at once:
+// the refusal that ends it is heard after a burst or two, not after the
+// whole round (a window of 100 met 27 refusals, one of 50 met 13).
+func TestPaceColdStartOverNetwork(t *testing.T) {
+	for _, name := range []string{"sliding-window", "fixed-window"} {
+		t.Run(name, func(t *testing.T) {
+			s, _ := pacetest.ScenarioNamed(name)
+			s.Streams[0].Requests = 150
+			synctest.Test(t, func(t *testing.T) {
+				r := pacetest.Runner{Network: time.Millisecond, Scatter: 200 * time.Microsecond}
+				res, err := r.Run(s, func(base http.RoundTripper) http.RoundTripper { return New(base) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				// At most the burst that met the quota's end, and the
+				// window search's 4 probes.
+				if n := res.RefusedTimeline[0]; n > coldBurst+4 {
+					t.Errorf("%d refusals in the first second, want at most %d", n, coldBurst+4)
+				}
+			})
+		})
+	}
+}

@@ -25,8 +25,10 @@ import (
 //
 // What the partition knows of the server it learns from answers: the
 // learner (adaptive.go) infers a rate and an in-flight limit from refusals,
-// headers state limits outright (learn.go), and the gate (gate.go) holds
-// everyone after a refusal until a probe gets through.
+// headers state limits outright (learn.go), the gate (gate.go) holds
+// everyone after a refusal until a probe gets through, and the window model
+// (window.go) tells a quota per period from a bucket and lets requests out
+// as the quota returns.
 //
 // Locks and mirrors:
 //   - mu guards everything declared after it. The budget has a lock of its
@@ -78,10 +80,14 @@ type partition struct {
 	slots                        int   // the caller's in-flight cap (WithConcurrency); 0 for none
 	learn                        learner
 	gate                         gate
-	sentRate                     float64   // the request rate last given to the budget
-	sentRateAt                   time.Time // when it was given
-	sentBurst                    int
-	overloads                    int // overloaded answers in a row
+	quotaWindow                  quotaWindow
+	// coldRTT is the shortest a request of the cold start took to be
+	// served: the round trip its sends are spread over (coldSpacing).
+	coldRTT    time.Duration
+	sentRate   float64   // the request rate last given to the budget
+	sentRateAt time.Time // when it was given
+	sentBurst  int
+	overloads  int // overloaded answers in a row
 	// The requests and tokens that have left, counted modulo 2^32: a
 	// server's Remaining is what was left when it admitted one request,
 	// and those that left after it spend from it too.
@@ -253,6 +259,9 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 		return Limits{}, false // headers set the budget's limits themselves
 	}
 	r := part.learn.rate(now)
+	if part.quotaWindow.replaying() {
+		r = math.Inf(1) // the window holds requests back, not a rate
+	}
 	b := headroom(int(math.Min(math.Max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
 	if math.IsInf(r, 1) {
 		if math.IsInf(part.sentRate, 1) {

@@ -1,15 +1,32 @@
 package pacehttp
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // A slotRing counts the sends that were not refused, by the time they
 // left, in slots of slotWidth, over the last slotCount slots.
 type slotRing struct {
-	counts [slotCount]uint16
+	counts [slotCount]slotCount16
 	last   int64 // absolute index of the newest slot; 0 before the first
+}
+
+// A slotCount16 is one slot of a slotRing: the count of its sends, which
+// saturates at maxSlotCount, and how far into the slot the latest of them
+// left, in sixteenths of it, so that what a send takes from a window's
+// quota is known to return a period after that send, not after the slot
+// ends (see quotaWindow.wait): a quota replayed from whole slots would
+// return a slot late every period.
+type slotCount16 uint16
+
+const (
+	maxSlotCount = 1<<12 - 1 // the low 12 bits
+	slotTicks    = 16        // the high 4 bits count sixteenths of a slot
+)
+
+func (c slotCount16) n() int { return int(c & maxSlotCount) }
+
+// end returns how long after the slot's start its latest send had left.
+func (c slotCount16) end() time.Duration {
+	return time.Duration(int64(c>>12)+1) * slotWidth / slotTicks
 }
 
 func slotOf(t time.Time) int64 { return t.UnixNano() / int64(slotWidth) }
@@ -27,7 +44,11 @@ func (s *slotRing) add(t time.Time, d int) {
 		return // older than the ring
 	}
 	c := &s.counts[i%slotCount]
-	*c = uint16(min(max(int(*c)+d, 0), math.MaxUint16))
+	tick := *c >> 12
+	if d > 0 {
+		tick = max(tick, slotCount16(t.UnixNano()%int64(slotWidth)*slotTicks/int64(slotWidth)))
+	}
+	*c = tick<<12 | slotCount16(min(max(c.n()+d, 0), maxSlotCount))
 }
 
 // count returns the sends counted in the slots after the one of from, up to
@@ -39,7 +60,7 @@ func (s *slotRing) count(from, to time.Time) (int, bool) {
 	}
 	n := 0
 	for i := a + 1; i <= b; i++ {
-		n += int(s.counts[i%slotCount])
+		n += s.counts[i%slotCount].n()
 	}
 	return n, true
 }
@@ -54,7 +75,7 @@ func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float6
 	first := max(slotOf(from), e-slotCount+1, s.last-slotCount+1)
 	best, k := 0.0, 0
 	for i := min(e, s.last); i >= first; i-- {
-		k += int(s.counts[i%slotCount])
+		k += s.counts[i%slotCount].n()
 		w := end.Sub(time.Unix(0, i*int64(slotWidth)))
 		if w < minWindow || k < minEstimateCount {
 			continue
@@ -73,7 +94,7 @@ func (s *slotRing) rate(end time.Time, span time.Duration) float64 {
 	n := min(int64(span/slotWidth), slotCount)
 	k := 0
 	for i := e; i > e-n && i > s.last-slotCount; i-- {
-		k += int(s.counts[i%slotCount])
+		k += s.counts[i%slotCount].n()
 	}
 	return float64(k) / span.Seconds()
 }
@@ -103,6 +124,15 @@ const (
 func (s *sendLog) add(t time.Time) {
 	s.at[s.next], s.state[s.next] = t.UnixNano(), sendOut
 	s.next = (s.next + 1) % recentCount
+}
+
+// latest returns the time of the latest send; the zero time before any.
+func (s *sendLog) latest() time.Time {
+	at := s.at[(int(s.next)+recentCount-1)%recentCount]
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at)
 }
 
 // mark records what became of the send at t, if the log still holds it.
@@ -146,3 +176,45 @@ func (s *sendLog) bestRate(end, from time.Time, burst float64, minSpan time.Dura
 	}
 	return best
 }
+
+// since returns the sends counted after since up to to, as far as the
+// slots tell: a slot counts whole unless its latest send left by since. It
+// reports false when the ring no longer holds those slots.
+func (s *slotRing) since(since, to time.Time) (int, bool) {
+	a, b := slotOf(since), min(slotOf(to), s.last)
+	if s.last == 0 || a <= s.last-slotCount {
+		return 0, false
+	}
+	n := 0
+	for i := a; i <= b; i++ {
+		if c := s.counts[i%slotCount]; i > a || slotStart(i).Add(c.end()).After(since) {
+			n += c.n()
+		}
+	}
+	return n, true
+}
+
+// leaving returns, when the sends counted after since up to to (see
+// slotRing.since) are limit or more, the time the latest send of the slot
+// with whose departure they would be fewer had left; the zero time when they
+// are fewer already. It reports false when the ring no longer holds them.
+func (s *slotRing) leaving(since, to time.Time, limit int) (time.Time, bool) {
+	n, ok := s.since(since, to)
+	if !ok || n < limit {
+		return time.Time{}, ok
+	}
+	a, b := slotOf(since), min(slotOf(to), s.last)
+	for i := a; i <= b; i++ {
+		c := s.counts[i%slotCount]
+		end := slotStart(i).Add(c.end())
+		if i == a && !end.After(since) {
+			continue
+		}
+		if n -= c.n(); n < limit {
+			return end, true
+		}
+	}
+	return slotStart(b + 1), true
+}
+
+func slotStart(i int64) time.Time { return time.Unix(0, i*int64(slotWidth)) }
