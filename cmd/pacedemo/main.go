@@ -50,11 +50,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&plotDir, "plot", "", "write a PNG of accepted requests per second per scenario into this `dir`")
 	fs.StringVar(&only, "contenders", "", "comma-separated contender names to run (default all)")
 	fs.BoolVar(&md, "markdown", false, "print tables as Markdown")
+	probe := addProbeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if probe.url != "" {
+		return probe.run(stdout)
 	}
 	if p.N < 1 || p.Workers < 1 || p.Rate <= 0 || p.Burst < 1 || p.CutFactor <= 0 {
 		return fmt.Errorf("-n, -workers, -burst must be at least 1; -rate and -cut positive")
