@@ -1,29 +1,56 @@
 # Every module of the repository: the core at the root and the nested ones
 # (integration tests with real SDKs, the demo and its contenders, adapters),
-# which keep their heavy dependencies out of the core's go.mod.
+# which keep their heavy dependencies out of the core's go.mod. go.work joins
+# them, so one go command builds and tests them all: one module graph, and
+# every package compiled in parallel instead of module after module.
 MODULES := $(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' | sort))
+PACKAGES := $(addsuffix /...,$(MODULES))
 FUZZTIME ?= 2000x
 
-.PHONY: test vet race fuzz bench demo
+.PHONY: test deps vet race fuzz bench demo
 
 # test is what CI runs: vet, every module's tests under the race detector,
 # and a short run of every fuzz target.
-test: vet race fuzz
+test: deps vet race fuzz
+	@echo "== $$(date +%T) make test: all passed"
 
+# deps downloads the modules the packages and their tests import, and
+# nothing else (go mod download would fetch whole module graphs).
+deps:
+	@echo "== $$(date +%T) modules: downloading what is missing"
+	@go list -deps -test $(PACKAGES) >/dev/null
+
+# vet runs with -race so that the dependencies it compiles, most of a cold
+# run's work (the AI SDKs, the OpenTelemetry SDK, gonum/plot, go-redis, the
+# standard library), are the very ones the race tests link: compiled once,
+# not once for vet and again for the tests.
 vet:
-	@set -e; for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done
+	@echo "== $$(date +%T) go vet -race $(PACKAGES)"
+	@echo "   (a cold build cache compiles every dependency with -race here: a few minutes on 2 cores)"
+	@go vet -race $(PACKAGES)
 
 race:
-	@set -e; for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
+	@echo "== $$(date +%T) go test -race -count=1 $(PACKAGES)"
+	@go test -race -count=1 $(PACKAGES)
 
 # fuzz runs each fuzz target of the core for FUZZTIME, a count of executions
-# rather than a duration so a loaded machine runs as many (make fuzz FUZZTIME=10m
-# for a long run). Crashers land in testdata/fuzz and become regression seeds.
+# rather than a duration so a loaded machine runs as many (make fuzz
+# FUZZTIME=10m for a long run). The instrumented test binary is built once
+# and runs every target; interesting inputs go where go test -fuzz keeps
+# them, and crashers land in testdata/fuzz and become regression seeds.
 fuzz:
-	@set -e; for f in $$(go test -list '^Fuzz' . | grep '^Fuzz'); do \
-		echo "== fuzz $$f ($(FUZZTIME))"; \
-		go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) . ; \
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	echo "== $$(date +%T) fuzz: building the core's test binary with coverage instrumentation"; \
+	go test -c -fuzz=. -o "$$dir/fuzz.test" .; \
+	for f in $$("$$dir/fuzz.test" -test.list '^Fuzz'); do \
+		echo "== $$(date +%T) fuzz $$f ($(FUZZTIME))"; \
+		"$$dir/fuzz.test" -test.run='^$$' -test.fuzz="^$$f$$" -test.fuzztime=$(FUZZTIME) \
+			-test.fuzzcachedir="$$(go env GOCACHE)/fuzz/github.com/pacehttp/pacehttp"; \
 	done
 
 bench:
 	go test -run='^$$' -bench=. -benchmem .
+
+# demo runs the demo as the README's first command does.
+demo:
+	go run ./cmd/pacedemo
