@@ -7,6 +7,14 @@ MODULES := $(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/
 PACKAGES := $(addsuffix /...,$(MODULES))
 FUZZTIME ?= 2000x
 
+# The AI SDKs are the largest packages the tests compile: generated code, a
+# third of a cold run's compiling. Built without inlining (-l) they compile
+# about 40% faster and behave the same; only the integration tests use them.
+# GOFLAGS carries the setting to every go command, the one
+# TestDocSnippetsCompile starts included, so that all share one build cache.
+SDKS := github.com/openai/openai-go/v3/... github.com/anthropics/anthropic-sdk-go/... google.golang.org/genai/...
+export GOFLAGS := $(strip $(shell go env GOFLAGS) $(foreach p,$(SDKS),-gcflags=$(p)=-l))
+
 .PHONY: test deps vet race fuzz bench demo
 
 # test is what CI runs: vet, every module's tests under the race detector,
