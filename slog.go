@@ -9,8 +9,9 @@ import (
 
 // LogHook returns a hook, for WithHook, that logs every Event to logger
 // as a message naming its kind ("pacehttp retry") with structured fields:
-// attempt, reason, wait, status, error, partition, rate, and the request's
-// method and host.
+// attempt, reason, wait, status, error, ignored_hints (malformed rate-limit
+// hints the server sent, quoted at most 64 bytes each), partition, rate,
+// and the request's method and host.
 //
 // Levels follow what needs attention: attempts, pacer waits and rate
 // changes at Debug, retries and cool-downs at Info, give-ups at Warn.
@@ -67,6 +68,9 @@ func LogHook(logger *slog.Logger, opts ...LogOption) func(Event) {
 		}
 		if e.Err != nil {
 			attrs = append(attrs, slog.String("error", redactURL(e.Err.Error(), e.Request, route)))
+		}
+		if e.IgnoredHints != nil {
+			attrs = append(attrs, slog.String("ignored_hints", e.IgnoredHints.Error()))
 		}
 		if e.Partition != "" {
 			attrs = append(attrs, slog.String("partition", e.Partition))

@@ -117,6 +117,24 @@ func (failingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, &url.Error{Op: "Post", URL: req.URL.String(), Err: errors.New("connection reset")}
 }
 
+// TestLogHookIgnoredHints: a malformed hint the server sent is logged, so
+// that a misbehaving server can be seen, and the retry still happens.
+func TestLogHookIgnoredHints(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		s := &script{answers: []answer{status(429, "Retry-After", "soon"), status(200)}}
+		rt := Chain(s, Retry(WithBackoff(time.Millisecond, time.Millisecond), WithHook(LogHook(debugLogger(&buf)))))
+		resp, err := rt.RoundTrip(newRequest(t, context.Background(), http.MethodGet, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if want := `ignored_hints="pacehttp: ignored retry-after: \"soon\"`; !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	})
+}
+
 func TestLogHookDisabledLevelCostsNothing(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelError}))
 	route := func(*http.Request) string { t.Error("route called for a disabled level"); return "" }
