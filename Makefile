@@ -24,8 +24,10 @@ export GOFLAGS := $(strip $(shell go env GOFLAGS) -gcflags=all=-dwarf=false $(fo
 .PHONY: test deps vet race fuzz bench demo
 
 # test is what CI runs: vet, every module's tests under the race detector,
-# and a short run of every fuzz target.
-test: deps vet race fuzz
+# and a short run of every fuzz target. The tests go first: the go command
+# runs each package's tests as soon as they are built, the core's while the
+# SDKs still compile, and vet then finds every package compiled.
+test: deps race vet fuzz
 	@echo "== $$(date +%T) make test: all passed"
 
 # deps downloads the modules the packages and their tests import, and
@@ -34,18 +36,18 @@ deps:
 	@echo "== $$(date +%T) modules: downloading what is missing"
 	@go list -deps -test $(PACKAGES) >/dev/null
 
-# vet runs with -race so that the dependencies it compiles, most of a cold
-# run's work (the AI SDKs, the OpenTelemetry SDK, gonum/plot, go-redis, the
-# standard library), are the very ones the race tests link: compiled once,
-# not once for vet and again for the tests.
-vet:
-	@echo "== $$(date +%T) go vet -race $(PACKAGES)"
-	@echo "   (a cold build cache compiles every dependency with -race here: a few minutes on 2 cores)"
-	@go vet -race $(PACKAGES)
-
 race:
 	@echo "== $$(date +%T) go test -race -count=1 $(PACKAGES)"
+	@echo "   (on a cold build cache this compiles every dependency with -race first: a few minutes on 2 cores)"
 	@go test -race -count=1 $(PACKAGES)
+
+# vet runs with -race so that it analyses the very packages the race tests
+# compiled (the AI SDKs, the OpenTelemetry SDK, gonum/plot, go-redis, the
+# standard library: most of a cold run's work) instead of compiling them all
+# a second time without it.
+vet:
+	@echo "== $$(date +%T) go vet -race $(PACKAGES)"
+	@go vet -race $(PACKAGES)
 
 # fuzz runs each fuzz target of the core for FUZZTIME, a count of executions
 # rather than a duration so a loaded machine runs as many (make fuzz
