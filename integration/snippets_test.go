@@ -17,6 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	// The documentation's snippets use these modules. Importing them here
+	// keeps them in this module's go.mod, which the snippets are built in,
+	// and has the go command compile them before this test runs, so that
+	// the snippets' build finds them in the build cache.
+	_ "github.com/pacehttp/pacehttp/otelpace"
+	_ "github.com/pacehttp/pacehttp/redislimit"
 )
 
 // TestDocSnippetsCompile builds every ```go block of README.md and
