@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -204,7 +205,43 @@ func ExampleLogHook() {
 	}
 	resp.Body.Close()
 	// Output:
-	// level=WARN msg="pacehttp give-up" attempt=1 method=GET path=/v1/models reason="status 429: attempts exhausted" status=429
+	// level=WARN msg="pacehttp give-up" attempt=1 method=GET reason="status 429: attempts exhausted" status=429
+}
+
+// LogRoute names each request's endpoint in the log without its path,
+// which can hold IDs and tokens: here Telegram's bot API, whose token sits
+// in the path.
+func ExampleLogRoute() {
+	srv := tooManyThenOK(1)
+	defer srv.Close()
+
+	route := func(r *http.Request) string {
+		// /bot<token>/<method>: keep the method, never the token.
+		if i := strings.LastIndexByte(r.URL.Path, '/'); strings.HasPrefix(r.URL.Path, "/bot") && i > 0 {
+			return "/bot{token}" + r.URL.Path[i:]
+		}
+		return "other"
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "host", "partition":
+				return slog.Attr{} // keep the output stable
+			}
+			return a
+		},
+	}))
+	client := pacehttp.NewClient(pacehttp.WithMaxAttempts(1),
+		pacehttp.WithHook(pacehttp.LogHook(logger, pacehttp.LogRoute(route))))
+	resp, err := client.Get(srv.URL + "/bot123456:SECRET/getUpdates")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	// Output:
+	// level=WARN msg="pacehttp give-up" attempt=1 method=GET route=/bot{token}/getUpdates reason="status 429: attempts exhausted" status=429
 }
 
 func ExampleFromRetryablehttp() {

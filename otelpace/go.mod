@@ -3,7 +3,6 @@ module github.com/pacehttp/pacehttp/otelpace
 go 1.26.0
 
 require (
-	github.com/google/go-cmp v0.7.0
 	github.com/pacehttp/pacehttp v0.0.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

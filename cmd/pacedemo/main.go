@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.progressOff, "quiet", false, "print no progress")
 	// Other things the command can do instead of the demo, each in a file
 	// of its own, listed here.
-	modes := []mode{}
+	modes := []mode{newProber()}
 	for _, m := range modes {
 		m.flags(fs)
 	}
