@@ -91,6 +91,21 @@ func (g *gate) shut(now, sent time.Time, probe bool, ceiling, early time.Duratio
 	return false
 }
 
+// hold keeps a closed gate shut for at least d from now, without an early
+// probe: a wait the server asked for where the pacer does not read it.
+func (g *gate) hold(now time.Time, d time.Duration) {
+	if !g.closed {
+		return
+	}
+	until := now.Add(min(max(d, 0), maxCoolDown) + ceilingMargin)
+	if until.After(g.until) {
+		g.until = until
+	}
+	if until.After(g.probeAt) {
+		g.probeAt, g.refillProbe = until, false
+	}
+}
+
 // served records that a request that left at sent was served, at now. It
 // reports whether that opened the gate.
 func (g *gate) served(now, sent time.Time, probe bool) bool {

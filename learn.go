@@ -178,6 +178,18 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	part.signal()
 }
 
+// hold keeps part's gate, if a refusal closed it, shut for d from now: a
+// wait the retry layer read where the pacer does not (see gate.hold).
+func (p *pacer) hold(part *partition, d time.Duration) {
+	if part == nil {
+		return
+	}
+	now := p.now()
+	part.mu.Lock()
+	part.gate.hold(now, d)
+	part.mu.Unlock()
+}
+
 // roundedUp reports whether a rate limit's hint is a whole second rounded
 // up from less: a Retry-After of 1, or a reset cut to the second that is a
 // second away. A bucket that refills in milliseconds can only say that

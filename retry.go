@@ -136,7 +136,15 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, budget, r.pacer != nil && throttle(resp, d))
+		throttled := r.pacer != nil && throttle(resp, d)
+		if throttled && !heldByPacer(resp, d) {
+			// A wait the pacer did not read (a Google RetryInfo in the
+			// body, a custom Classifier's): this attempt waits it here,
+			// and the partition's gate holds the others as long.
+			r.pacer.hold(part, d.Hint.Wait)
+			throttled = false
+		}
+		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, budget, throttled)
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -437,6 +445,17 @@ func canceled(c <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// heldByPacer reports whether the pacer's gate holds a throttled attempt
+// as long as d asks: d has no hint, or the pacer read the same one from the
+// response's headers.
+func heldByPacer(resp *http.Response, d Decision) bool {
+	if d.Hint.Source == "" {
+		return true
+	}
+	h, ok, _ := retryHint(resp.Header, time.Now())
+	return ok && h.Source == d.Hint.Source
 }
 
 // throttle reports whether an attempt was refused for the server's limits

@@ -1056,3 +1056,40 @@ func TestClockSkewedServer(t *testing.T) {
 		}
 	})
 }
+
+// TestBodyHintHoldsEveryCaller: Google's wait is in the 429's body, where
+// the pacer does not read. The refused attempt still waits all of it, and
+// the partition's gate holds a caller that comes meanwhile as long: no
+// probe goes early.
+func TestBodyHintHoldsEveryCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refusal := answer{status: http.StatusTooManyRequests, header: http.Header{"Content-Type": {"application/json"}},
+			body: `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[` +
+				`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"17s"}]}}`}
+		s := &script{answers: []answer{refusal, status(200)}}
+		rt := New(s)
+		start := time.Now()
+		call := func() {
+			resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			readAll(t, resp)
+		}
+		done := make(chan struct{})
+		go func() { call(); close(done) }()
+		synctest.Wait() // refused, and waiting
+		time.Sleep(time.Second)
+		call()
+		<-done
+		if len(s.times) != 3 {
+			t.Fatalf("%d attempts, want 3", len(s.times))
+		}
+		for i, at := range s.times[1:] {
+			if d := at.Sub(start); d < 17*time.Second || d > 17*time.Second*11/10 {
+				t.Errorf("attempt %d left %v after the refusal; want the 17s RetryInfo asked for, plus at most a tenth", i+2, d)
+			}
+		}
+	})
+}
