@@ -109,12 +109,15 @@ func TestPaceLearnsUnknownRate(t *testing.T) {
 		}
 		tl := api.Stats().Timeline
 		last := tl[len(tl)-6 : len(tl)-1] // whole seconds at the end
+		// Near the limit on average; a second may dip where a late
+		// refusal cuts the rate (by a tenth or so), and hold at most the
+		// rate and the burst, when a climb empties it.
+		sum := 0
 		for _, n := range last {
-			// At most the rate and the burst, when a climb empties it.
-			if n < 88 || n > 110 {
-				t.Errorf("accepted per second at the end = %v, want 88..110", last)
-				break
-			}
+			sum += n
+		}
+		if mean := sum / len(last); mean < 92 || mean > 102 || slices.Min(last) < 80 || slices.Max(last) > 110 {
+			t.Errorf("accepted per second at the end = %v, want 92..102 on average, each 80..110", last)
 		}
 	})
 }
