@@ -132,6 +132,19 @@ var goals = map[string]goal{
 	"short-deadlines": with(func(g *goal) { g.ratioOf = []string{"after"}; g.refused = 0 }),
 }
 
+// A shortfall is a scenario on which pacehttp does not meet its goal: why,
+// and the figures it is held to instead, which are what it measured with a
+// margin. A run that misses the goal but meets the shortfall's figures is
+// logged, not failed; one that misses those too fails, as a regression.
+// docs/pacing.md gives each shortfall's figures and argument.
+type shortfall struct {
+	why  string
+	held goal
+}
+
+// shortfalls are the scenarios of goals that pacehttp falls short of.
+var shortfalls = map[string]shortfall{}
+
 // check returns what r misses of g; naive is the naive loop's run.
 func (g goal) check(s pacetest.Scenario, r, naive *pacetest.Result) []string {
 	var miss []string
@@ -257,6 +270,11 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("goal for %q, which is no scenario", name)
 		}
 	}
+	for name := range shortfalls {
+		if _, ok := goals[name]; !ok {
+			t.Errorf("shortfall of %q, which has no goal", name)
+		}
+	}
 
 	var mu sync.Mutex
 	rows := map[string][2]*pacetest.Result{}
@@ -280,12 +298,17 @@ func TestScenarios(t *testing.T) {
 						return pacetest.NaiveRetry(base, 5)
 					})
 					misses := goals[s.Name].check(s, pace, naive)
+					met := len(misses) == 0
+					if sf, ok := shortfalls[s.Name]; ok && !met {
+						t.Logf("%s, %s (run %d): short of the goal, %s: %s", s.Name, c.name, run+1, sf.why, strings.Join(misses, "; "))
+						misses = sf.held.check(s, pace, naive)
+					}
 					mu.Lock()
 					if run == 0 {
 						rows[s.Name+"/"+c.name] = [2]*pacetest.Result{pace, naive}
 						tallies[s.Name+"/"+c.name] = &tally{}
 					}
-					tallies[s.Name+"/"+c.name].add(pace, len(misses) == 0)
+					tallies[s.Name+"/"+c.name].add(pace, met)
 					mu.Unlock()
 					if *scenarioVerbose {
 						t.Logf("%s, %s (run %d): %s\npacehttp: %s\nnaive:    %s", s.Name, c.name, run+1, s.Description, verbose(pace), verbose(naive))
