@@ -22,9 +22,10 @@ var (
 	// Goroutines that are ready at one instant of virtual time run in no
 	// fixed order, so figures vary a little from run to run where many
 	// requests contend; -scenario.runs holds every run to the goals.
-	scenarioRuns    = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
-	scenarioNetwork = flag.Duration("scenario.network", time.Millisecond, "TestScenarios: the round trip of the network condition")
-	scenarioScatter = flag.Duration("scenario.scatter", 200*time.Microsecond, "TestScenarios: how late, at most, requests of the network condition reach their client")
+	scenarioRuns     = flag.Int("scenario.runs", 1, "TestScenarios: run each scenario this many times, each held to the goals")
+	scenarioNetwork  = flag.Duration("scenario.network", time.Millisecond, "TestScenarios: the round trip of the network condition")
+	scenarioMarkdown = flag.Bool("scenario.markdown", false, "TestScenarios: log the tables as Markdown, as docs/pacing.md has them")
+	scenarioScatter  = flag.Duration("scenario.scatter", 200*time.Microsecond, "TestScenarios: how late, at most, requests of the network condition reach their client")
 )
 
 // A condition is how a scenario's clients reach its server in memory.
@@ -371,8 +372,7 @@ func writeTallies(w *strings.Builder, scenarios []pacetest.Scenario, tallies map
 		ys := slices.Sorted(slices.Values(xs))
 		return fmt.Sprintf("%.2f (%.2f)", ys[len(ys)/2], ys[len(ys)-1])
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tclients reach it\truns meeting every goal\t/bound, median (worst)\tafter 1st 429\t% 429s\tmost failed\t")
+	tb := table{header: []string{"scenario", "clients reach it", "runs meeting every goal", "/bound, median (worst)", "after 1st 429", "% 429s", "most failed"}}
 	all, rows := 0, 0
 	for _, s := range scenarios {
 		for _, c := range conditions {
@@ -384,19 +384,19 @@ func writeTallies(w *strings.Builder, scenarios []pacetest.Scenario, tallies map
 			if ty.passed == len(ty.ratios) {
 				all++
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d of %d\t%s\t%s\t%s\t%d\t\n", s.Name, c.name, ty.passed, len(ty.ratios),
-				medianWorst(ty.ratios), medianWorst(ty.afters), medianWorst(ty.refusedPct), ty.worstFailed)
+			tb.add(s.Name, c.name, fmt.Sprintf("%d of %d", ty.passed, len(ty.ratios)),
+				medianWorst(ty.ratios), medianWorst(ty.afters), medianWorst(ty.refusedPct), fmt.Sprint(ty.worstFailed))
 		}
 	}
-	tw.Flush()
+	tb.write(w)
 	fmt.Fprintf(w, "%d of %d rows met every goal in every run\n", all, rows)
 }
 
 // writeScenarioTable writes one line per scenario: pacehttp's figures, then
 // the naive loop's.
 func writeScenarioTable(w *strings.Builder, scenarios []pacetest.Scenario, rows map[string][2]*pacetest.Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tclients reach it\tbound\tpacehttp\t/bound\tafter 1st 429\t429s\tfailed\tadded p50\tother\t|\tnaive\t/bound\t429s\tfailed\t")
+	tb := table{header: []string{"scenario", "clients reach it", "bound", "pacehttp", "/bound", "after 1st 429", "429s", "failed", "added p50", "other",
+		"naive", "/bound", "429s", "failed"}}
 	for _, s := range scenarios {
 		for _, c := range conditions {
 			rs, ok := rows[s.Name+"/"+c.name]
@@ -404,11 +404,36 @@ func writeScenarioTable(w *strings.Builder, scenarios []pacetest.Scenario, rows 
 				continue
 			}
 			p, n := rs[0], rs[1]
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%v\t%s\t|\t%s\t%s\t%d\t%d\t\n",
-				s.Name, c.name, dur(p.Bound), dur(p.Elapsed), ratioText(p.Ratio), ratioText(p.RatioAfterRefusal),
-				p.Refused, p.Failed, round(p.AddedP50), other(s, p, n),
-				dur(n.Elapsed), ratioText(n.Ratio), n.Refused, n.Failed)
+			tb.add(s.Name, c.name, dur(p.Bound), dur(p.Elapsed), ratioText(p.Ratio), ratioText(p.RatioAfterRefusal),
+				fmt.Sprint(p.Refused), fmt.Sprint(p.Failed), fmt.Sprint(round(p.AddedP50)), other(s, p, n),
+				dur(n.Elapsed), ratioText(n.Ratio), fmt.Sprint(n.Refused), fmt.Sprint(n.Failed))
 		}
+	}
+	tb.write(w)
+}
+
+// A table is written aligned for a terminal, or as Markdown under
+// -scenario.markdown.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func (tb *table) add(cells ...string) { tb.rows = append(tb.rows, cells) }
+
+func (tb *table) write(w *strings.Builder) {
+	if *scenarioMarkdown {
+		line := func(cells []string) { fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | ")) }
+		line(tb.header)
+		line(slices.Repeat([]string{"---"}, len(tb.header)))
+		for _, r := range tb.rows {
+			line(r)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+	for _, r := range append([][]string{tb.header}, tb.rows...) {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 	}
 	tw.Flush()
 }
