@@ -415,6 +415,14 @@ func (l *learner) reopened(now time.Time, d time.Duration) {
 	}
 }
 
+// costly reports whether refusals have cost a second or more lately (the
+// gate stayed closed that long, as a penalty box or a long Retry-After
+// holds it): one more refusal then costs more than sending below the limit
+// for a while, so what a search measured is kept rather than searched for
+// again (see searchRefused). A refusal that costs about a refill makes a
+// fast search the cheaper way.
+func (l *learner) costly() bool { return l.cost >= time.Second }
+
 // slowed returns d stretched by the cost of refusals: d as is when they
 // cost no more than a refill, up to costlySlowdown times d when they cost
 // a second or more.
@@ -748,11 +756,20 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64)
 		// it; its base is what the cold start got through, or the
 		// ceiling the two refusals prove when that is lower (a bucket
 		// whose burst dwarfs its rate got the cold start far).
-		l.searchFromCold(now)
-		if ceil < l.base {
-			l.base, l.coldSearch = max(ceil, l.floor), false
+		//
+		// Unless refusals are costly and the hedge measured more than
+		// the cold start got through: a new search would end in one
+		// more refusal at full cost (a penalty box suspends for 2s each
+		// time), so what the hedge measured stands, as any search's
+		// does.
+		if est <= l.coldBase() || !l.costly() {
+			l.searchFromCold(now)
+			if ceil < l.base {
+				l.base, l.coldSearch = max(ceil, l.floor), false
+			}
+			return
 		}
-		return
+		l.searched, l.coldSearch = true, false
 	}
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the
