@@ -187,7 +187,8 @@ const (
 // estimate exists (the first refusal after a cold start), the rate starts
 // from what the cold start got through and doubles until the server refuses
 // (searching), as TCP's slow start does, but by the clock, not per round
-// trip, so that it works the same for fast and slow answers. A search's or
+// trip, so that it works the same for fast and slow answers, and
+// costlySlowdown times less often when refusals are costly. A search's or
 // a climb's clock runs only while the rate holds requests back: not while
 // the gate does, nor while there is little to send.
 //
@@ -309,7 +310,14 @@ func (l *learner) rate(now time.Time) float64 {
 	}
 	switch l.phase {
 	case searching:
-		return searchRate(l.base, now.Sub(l.phaseAt))
+		d := now.Sub(l.phaseAt)
+		if l.costly() {
+			// The refusal that ends the search costs as much whatever
+			// the overshoot; a slower search ends nearer the limit,
+			// after a longer window to measure the rate over.
+			d /= costlySlowdown
+		}
+		return searchRate(l.base, d)
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
@@ -418,9 +426,9 @@ func (l *learner) reopened(now time.Time, d time.Duration) {
 // costly reports whether refusals have cost a second or more lately (the
 // gate stayed closed that long, as a penalty box or a long Retry-After
 // holds it): one more refusal then costs more than sending below the limit
-// for a while, so what a search measured is kept rather than searched for
-// again (see searchRefused). A refusal that costs about a refill makes a
-// fast search the cheaper way.
+// for a while, so a search slows down (see rate), and what it measured is
+// kept rather than searched for again (see searchRefused). A refusal that
+// costs about a refill makes a fast search the cheaper way.
 func (l *learner) costly() bool { return l.cost >= time.Second }
 
 // slowed returns d stretched by the cost of refusals: d as is when they

@@ -489,3 +489,28 @@ func TestLearnerCostlyHedgeKeepsEstimate(t *testing.T) {
 		})
 	}
 }
+
+// A search slows down by costlySlowdown when refusals cost a second or
+// more: the refusal that ends it costs as much at any overshoot, and a
+// slower search is refused nearer the limit. Against the penalty box (100/s)
+// the hedge's refusal measured 82/s at full speed, 90/s slowed.
+func TestLearnerCostlySearchSlows(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cost time.Duration
+		want float64
+	}{
+		{"costly", 2 * time.Second, searchRate(50, 300*time.Millisecond/costlySlowdown)},
+		{"cheap", 50 * time.Millisecond, searchRate(50, 300*time.Millisecond)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.closed()
+			l.reopened(at(0), tc.cost)
+			l.startSearch(at(0), 50)
+			if r := l.rate(at(300)); math.Abs(r-tc.want) > tc.want/100 {
+				t.Errorf("rate 300ms into the search = %.1f/s, want %.1f/s", r, tc.want)
+			}
+		})
+	}
+}
