@@ -187,7 +187,8 @@ const (
 // estimate exists (the first refusal after a cold start), the rate starts
 // from what the cold start got through and doubles until the server refuses
 // (searching), as TCP's slow start does, but by the clock, not per round
-// trip, so that it works the same for fast and slow answers. A search's or
+// trip, so that it works the same for fast and slow answers, and
+// costlySlowdown times less often when refusals are costly. A search's or
 // a climb's clock runs only while the rate holds requests back: not while
 // the gate does, nor while there is little to send.
 //
@@ -309,7 +310,14 @@ func (l *learner) rate(now time.Time) float64 {
 	}
 	switch l.phase {
 	case searching:
-		return searchRate(l.base, now.Sub(l.phaseAt))
+		d := now.Sub(l.phaseAt)
+		if l.costly() {
+			// The refusal that ends the search costs as much whatever
+			// the overshoot; a slower search ends nearer the limit,
+			// after a longer window to measure the rate over.
+			d /= costlySlowdown
+		}
+		return searchRate(l.base, d)
 	case holding:
 		return max(l.limit*sendMargin, l.floor)
 	case climbing:
@@ -414,6 +422,14 @@ func (l *learner) reopened(now time.Time, d time.Duration) {
 		l.openedAt, l.sinceOpened = now, 0
 	}
 }
+
+// costly reports whether refusals have cost a second or more lately (the
+// gate stayed closed that long, as a penalty box or a long Retry-After
+// holds it): one more refusal then costs more than sending below the limit
+// for a while, so a search slows down (see rate), and what it measured is
+// kept rather than searched for again (see searchRefused). A refusal that
+// costs about a refill makes a fast search the cheaper way.
+func (l *learner) costly() bool { return l.cost >= time.Second }
 
 // slowed returns d stretched by the cost of refusals: d as is when they
 // cost no more than a refill, up to costlySlowdown times d when they cost
@@ -748,11 +764,20 @@ func (l *learner) searchRefused(now, sent, prev time.Time, r, est, ceil float64)
 		// it; its base is what the cold start got through, or the
 		// ceiling the two refusals prove when that is lower (a bucket
 		// whose burst dwarfs its rate got the cold start far).
-		l.searchFromCold(now)
-		if ceil < l.base {
-			l.base, l.coldSearch = max(ceil, l.floor), false
+		//
+		// Unless refusals are costly and the hedge measured more than
+		// the cold start got through: a new search would end in one
+		// more refusal at full cost (a penalty box suspends for 2s each
+		// time), so what the hedge measured stands, as any search's
+		// does.
+		if est <= l.coldBase() || !l.costly() {
+			l.searchFromCold(now)
+			if ceil < l.base {
+				l.base, l.coldSearch = max(ceil, l.floor), false
+			}
+			return
 		}
-		return
+		l.searched, l.coldSearch = true, false
 	}
 	if n, _ := l.sends.count(sent.Add(-time.Second), sent); n < fewSamples {
 		// Few requests to measure over: the estimate is coarse, and the

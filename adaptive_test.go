@@ -437,3 +437,80 @@ func TestLearnerOpeningBurstIsNoCap(t *testing.T) {
 		})
 	}
 }
+
+// When refusals are costly (a penalty box suspends for 2s), the refusal
+// that ends the search hedging the cold start's keeps what that search
+// measured: a new search from the cold start's rate ended in one more
+// suspension, and the penalty box took 1.76x its bound from the first
+// refusal on. Refusals that cost less than a second search again, as
+// before.
+func TestLearnerCostlyHedgeKeepsEstimate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		closure time.Duration // how long the cold start's refusal closed the gate
+		want    phase
+	}{
+		{"costly", 2 * time.Second, holding},
+		{"cheap", 500 * time.Millisecond, searching},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, _ := coldStart(t)
+			for i := range 6 {
+				l.accepted(at(40), at(30), i+1) // the served of the round of 8
+			}
+			l.closed()
+			opened := 30 + float64(tc.closure/time.Millisecond)
+			l.reopened(at(opened), tc.closure)
+			// The hedge, served at 100/s with one request out at a time.
+			for ms := opened; ms < opened+370; ms += 10 {
+				l.left(at(ms))
+				l.accepted(at(ms+10), at(ms), 1)
+			}
+			end := at(opened + 370)
+			est := l.estimate(end, end, at(30), l.sinceRefusal)
+			l.left(end)
+			if est <= l.coldBase() {
+				t.Fatalf("the hedge measured %.1f/s, not above the cold start's %.1f/s: nothing to keep", est, l.coldBase())
+			}
+			l.refused(end, end, 2, false)
+			if l.phase != tc.want {
+				t.Fatalf("phase %d after the hedge's refusal, want %d", l.phase, tc.want)
+			}
+			switch tc.want {
+			case holding:
+				if math.Abs(l.limit-est) > est/100 {
+					t.Errorf("holding at an estimate of %.1f/s, want the hedge's %.1f/s", l.limit, est)
+				}
+			case searching:
+				if want := l.coldBase(); math.Abs(l.base-want) > want/100 {
+					t.Errorf("searching from %.1f/s, want the cold start's %.1f/s", l.base, want)
+				}
+			}
+		})
+	}
+}
+
+// A search slows down by costlySlowdown when refusals cost a second or
+// more: the refusal that ends it costs as much at any overshoot, and a
+// slower search is refused nearer the limit. Against the penalty box (100/s)
+// the hedge's refusal measured 82/s at full speed, 90/s slowed.
+func TestLearnerCostlySearchSlows(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cost time.Duration
+		want float64
+	}{
+		{"costly", 2 * time.Second, searchRate(50, 300*time.Millisecond/costlySlowdown)},
+		{"cheap", 50 * time.Millisecond, searchRate(50, 300*time.Millisecond)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			l.closed()
+			l.reopened(at(0), tc.cost)
+			l.startSearch(at(0), 50)
+			if r := l.rate(at(300)); math.Abs(r-tc.want) > tc.want/100 {
+				t.Errorf("rate 300ms into the search = %.1f/s, want %.1f/s", r, tc.want)
+			}
+		})
+	}
+}
