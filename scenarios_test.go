@@ -144,7 +144,17 @@ type shortfall struct {
 }
 
 // shortfalls are the scenarios of goals that pacehttp falls short of.
-var shortfalls = map[string]shortfall{}
+var shortfalls = map[string]shortfall{
+	// The first 429 suspends the key for 2s, so a client that is refused
+	// at all takes at least 5.81s, 1.49x; one refusal does not tell the
+	// rate, and a client refused twice takes at least 7.71s, 1.97x, and
+	// 1.33x from its first refusal (docs/pacing.md, "Penalty box").
+	// pacehttp is refused twice: 2.13x, 1.44x after the first refusal.
+	"penalty-box": {
+		why:  "no client that learns the limit can meet it (docs/pacing.md)",
+		held: with(func(g *goal) { g.ratio, g.ratioAfter = 2.2, 1.5 }),
+	},
+}
 
 // check returns what r misses of g; naive is the naive loop's run.
 func (g goal) check(s pacetest.Scenario, r, naive *pacetest.Result) []string {
