@@ -365,9 +365,9 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 		i = 1
 	}
 	b := &part.hdr[i]
-	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+	if now.UnixNano()-b.at > int64(headerTrust) || lo > b.hi || hi < b.lo {
 		// Stale, or the rate changed: start over.
-		*b = rateBounds{lo: lo, hi: hi, at: now}
+		*b = rateBounds{lo: lo, hi: hi, at: now.UnixNano()}
 	}
 	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
 	if gran > 0 || math.IsInf(b.hi, 1) {
@@ -389,10 +389,12 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 const coarseReset = 11
 
 // rateBounds is the interval a refilling bucket's rate must lie in, given
-// every header seen since at.
+// every header seen since at. at is in unix nanoseconds, as the
+// partition's other times: a time.Time is three times the size, and the
+// partition fits its allocation size class with little to spare.
 type rateBounds struct {
 	lo, hi float64
-	at     time.Time
+	at     int64
 }
 
 // Share: the part of a header-stated limit this partition takes.
