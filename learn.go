@@ -232,7 +232,9 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	var hold time.Duration
 	share := part.shareAt(now)
 	part.mu.Lock()
-	requestsSince, tokensSince := int64(part.sentRequests-t.sentRequests), int64(part.sentTokens-t.sentTokens)
+	// Sent since t, less those joined to a burst under way (see countSent).
+	requestsSince := int64((part.sentRequests - t.sentRequests) - (part.joinedRequests - t.joinedRequests))
+	tokensSince := int64((part.sentTokens - t.sentTokens) - (part.joinedTokens - t.joinedTokens))
 	part.mu.Unlock()
 	precise := true
 	bucket := func(q *quota, spentSince int64) BucketLimits {
