@@ -232,7 +232,9 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	var hold time.Duration
 	share := part.shareAt(now)
 	part.mu.Lock()
-	requestsSince, tokensSince := int64(part.sentRequests-t.sentRequests), int64(part.sentTokens-t.sentTokens)
+	// Sent since t, less those joined to a burst under way (see countSent).
+	requestsSince := int64((part.sentRequests - t.sentRequests) - (part.joinedRequests - t.joinedRequests))
+	tokensSince := int64((part.sentTokens - t.sentTokens) - (part.joinedTokens - t.joinedTokens))
 	part.mu.Unlock()
 	precise := true
 	bucket := func(q *quota, spentSince int64) BucketLimits {
@@ -365,9 +367,9 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 		i = 1
 	}
 	b := &part.hdr[i]
-	if now.Sub(b.at) > headerTrust || lo > b.hi || hi < b.lo {
+	if now.UnixNano()-b.at > int64(headerTrust) || lo > b.hi || hi < b.lo {
 		// Stale, or the rate changed: start over.
-		*b = rateBounds{lo: lo, hi: hi, at: now}
+		*b = rateBounds{lo: lo, hi: hi, at: now.UnixNano()}
 	}
 	b.lo, b.hi = max(b.lo, lo), min(b.hi, hi)
 	if gran > 0 || math.IsInf(b.hi, 1) {
@@ -389,10 +391,12 @@ func (part *partition) headerRate(now time.Time, q *quota) (rate float64, precis
 const coarseReset = 11
 
 // rateBounds is the interval a refilling bucket's rate must lie in, given
-// every header seen since at.
+// every header seen since at. at is in unix nanoseconds, as the
+// partition's other times: a time.Time is three times the size, and the
+// partition fits its allocation size class with little to spare.
 type rateBounds struct {
 	lo, hi float64
-	at     time.Time
+	at     int64
 }
 
 // Share: the part of a header-stated limit this partition takes.

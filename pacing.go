@@ -99,10 +99,12 @@ type ticket struct {
 	burstFrom int64 // its send burst (see sendSpread): when the first left
 	burstBase int32 // and how many were out before it
 	inFlight  int32 // requests out when it left, itself included
-	// The partition's sentRequests and sentTokens once it had left.
-	sentRequests, sentTokens uint32
-	probe                    bool // it left as the gate's probe
-	tracked                  bool // its slot is held until its body is closed
+	// The partition's sentRequests, sentTokens, joinedRequests and
+	// joinedTokens once it had left.
+	sentRequests, sentTokens     uint32
+	joinedRequests, joinedTokens uint32
+	probe                        bool // it left as the gate's probe
+	tracked                      bool // its slot is held until its body is closed
 }
 
 func (p *pacer) newPartition(name string, now time.Time) *partition {
@@ -266,9 +268,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		part.learn.left(now)
 		t := ticket{sent: now, inFlight: int32(min(part.inFlight, math.MaxInt32)), probe: probe, tracked: part.tracksBodies()}
 		t.burstFrom, t.burstBase = part.sent(now)
-		part.sentRequests++
-		part.sentTokens += uint32(tokens)
-		t.sentRequests, t.sentTokens = part.sentRequests, part.sentTokens
+		part.countSent(&t, tokens)
 		part.passHead()
 		part.mu.Unlock()
 		if now.After(start) {

@@ -90,9 +90,12 @@ type partition struct {
 	overloads  int // overloaded answers in a row
 	// The requests and tokens that have left, counted modulo 2^32: a
 	// server's Remaining is what was left when it admitted one request,
-	// and those that left after it spend from it too.
-	sentRequests, sentTokens uint32
-	retries                  *retryBudget // the retry budget of its requests, made on first use
+	// and those that left after it spend from it too. Of them, joined*
+	// count those that left in a burst under way and that the budget
+	// counted (see countSent).
+	sentRequests, sentTokens     uint32
+	joinedRequests, joinedTokens uint32
+	retries                      *retryBudget // the retry budget of its requests, made on first use
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
@@ -149,6 +152,30 @@ func (part *partition) sent(now time.Time) (burstFrom int64, burstBase int32) {
 	part.burstBase = max(min(part.burstBase, level-int32(part.burstCount)), 0)
 	part.burstPeak = max(part.burstPeak, level)
 	return part.burstFrom, part.burstBase
+}
+
+// countSent counts a request that left as t, costing tokens, after
+// part.sent.
+//
+// One that left in a burst under way may reach the server before those
+// ahead of it in the burst (see sendSpread): their answers' Remaining may
+// count it already. If the budget counted it too when it left, it is
+// joined, and the sync to their Remaining does not subtract it again
+// (applyQuotas): subtracted twice, it lowered the budget for good, since
+// Remaining never raises a bucket. The answer the server gave last in the
+// burst counts the whole burst. A budget with no rate yet did not count
+// the request, and still subtracts it. mu must be held.
+func (part *partition) countSent(t *ticket, tokens int) {
+	part.sentRequests++
+	part.sentTokens += uint32(tokens)
+	if part.burstCount > 1 {
+		if !math.IsInf(part.sentRate, 1) {
+			part.joinedRequests++
+		}
+		part.joinedTokens += uint32(tokens) // costed only with a token budget
+	}
+	t.sentRequests, t.sentTokens = part.sentRequests, part.sentTokens
+	t.joinedRequests, t.joinedTokens = part.joinedRequests, part.joinedTokens
 }
 
 // refusalLevel is how many requests a refusal of t says were out when the
