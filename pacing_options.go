@@ -129,7 +129,9 @@ func WithRateFloor(perSecond float64) PaceOption {
 }
 
 // WithPartitionExpiry sets how long an unused partition keeps its state.
-// Zero or less keeps partitions for the life of the transport.
+// It is dropped within half that time more, and at least a second apart
+// from the last look (so that a tiny expiry costs no CPU). Zero or less
+// keeps partitions for the life of the transport.
 func WithPartitionExpiry(d time.Duration) PaceOption {
 	return paceOption(func(c *config) { c.pace.expiry = max(d, 0) })
 }

@@ -386,7 +386,7 @@ func (ps *partitions) get(host, cred string, model modelName, now time.Time, cre
 		p = create(ps.name(host, cred, model.String()))
 		ps.m[k] = p
 		if ps.sweeper == nil && ps.idle > 0 {
-			ps.sweeper = time.AfterFunc(ps.idle/2, ps.sweep)
+			ps.sweeper = time.AfterFunc(ps.sweepInterval(), ps.sweep)
 		}
 	}
 	p.lastUsed = n
@@ -394,8 +394,17 @@ func (ps *partitions) get(host, cred string, model modelName, now time.Time, cre
 	return p
 }
 
-// sweep drops the partitions unused for ps.idle, and runs again in half
-// that while any remain.
+// minSweepInterval keeps a tiny expiry from sweeping the table without
+// pause: a partition is dropped at most this much after it expires.
+const minSweepInterval = time.Second
+
+// sweepInterval is how often idle partitions are looked for: half the
+// expiry, so that one is dropped at most half its expiry late, and never
+// more often than minSweepInterval.
+func (ps *partitions) sweepInterval() time.Duration { return max(ps.idle/2, minSweepInterval) }
+
+// sweep drops the partitions unused for ps.idle, and runs again after
+// sweepInterval while any remain.
 func (ps *partitions) sweep() {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -409,7 +418,7 @@ func (ps *partitions) sweep() {
 		ps.sweeper = nil
 		return
 	}
-	ps.sweeper.Reset(ps.idle / 2)
+	ps.sweeper.Reset(ps.sweepInterval())
 }
 
 // evictOldest drops the partition unused for longest among those with no

@@ -43,6 +43,32 @@ func TestPartitionsExpireWithoutTraffic(t *testing.T) {
 	})
 }
 
+// A tiny expiry must not sweep without pause while a request is inside a
+// partition (it did, at every instant, with 1ns): the sweeps keep at least
+// a second apart, and still drop what expired.
+func TestPartitionSweepInterval(t *testing.T) {
+	for _, c := range []struct{ expiry, want time.Duration }{
+		{time.Nanosecond, time.Second},
+		{1500 * time.Millisecond, time.Second},
+		{4 * time.Second, 2 * time.Second},
+		{10 * time.Minute, 5 * time.Minute},
+	} {
+		p := Pace(WithPartitionExpiry(c.expiry))(okTransport()).(*pacer)
+		if got := p.parts.sweepInterval(); got != c.want {
+			t.Errorf("expiry %v: sweeps every %v, want %v", c.expiry, got, c.want)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace(WithPartitionExpiry(time.Nanosecond))(okTransport()).(*pacer)
+		get(t, p, "a.test")
+		get(t, p, "b.test")
+		time.Sleep(2 * time.Second)
+		if n := p.parts.len(); n != 0 {
+			t.Errorf("%d partitions two seconds after the last request, want 0", n)
+		}
+	})
+}
+
 func TestPartitionsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := Pace(WithMaxPartitions(2))(okTransport()).(*pacer)
