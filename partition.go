@@ -262,13 +262,12 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 	if part.quotaWindow.replaying() {
 		r = math.Inf(1) // the window holds requests back, not a rate
 	}
-	b := headroom(int(math.Min(math.Max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
-	if math.IsInf(r, 1) {
-		if math.IsInf(part.sentRate, 1) {
-			return Limits{}, false
-		}
-	} else if r == part.sentRate && b == part.sentBurst ||
-		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond {
+	if math.IsInf(r, 1) && math.IsInf(part.sentRate, 1) {
+		return Limits{}, false // unlimited, and the budget knows it
+	}
+	b := headroom(int(min(max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
+	if !math.IsInf(r, 1) && (r == part.sentRate && b == part.sentBurst ||
+		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond) {
 		return Limits{}, false
 	}
 	part.sentRate, part.sentRateAt, part.sentBurst = r, now, b
