@@ -338,14 +338,8 @@ func (ps *partitions) name(host, cred, model string) string {
 // create, and counts the caller as active in it until the caller lowers
 // active again. Idle partitions are swept now and then, under the same lock.
 func (ps *partitions) get(host, cred string, model modelName, now time.Time, create func(name string) *partition) *partition {
-	var h maphash.Hash
-	h.SetSeed(ps.seed)
-	h.WriteString(host)
-	h.WriteByte(0)
-	h.WriteString(cred)
-	h.WriteByte(0)
-	model.hash(&h)
-	k := h.Sum64()
+	// A hash of the parts' hashes: one call per part, no buffer to fill.
+	k := maphash.Comparable(ps.seed, [3]uint64{maphash.String(ps.seed, host), maphash.String(ps.seed, cred), model.hash(ps.seed)})
 	n := now.UnixNano()
 
 	ps.mu.Lock()
