@@ -166,6 +166,16 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 	return wait, cancel, nil
 }
 
+// take takes the units if they are on hand at now, with the gate open and
+// no token bucket to draw from, and reports whether it did. Unlike Reserve
+// it never leaves a reservation behind, so that the pacer may try it with
+// its partition's lock held (it never blocks) and fall back to Reserve.
+func (b *localBudget) take(now time.Time, requests, tokens int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !now.Before(b.gate) && (tokens <= 0 || b.tokens == nil) && b.requests.AllowN(now, requests)
+}
+
 func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

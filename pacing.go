@@ -258,18 +258,24 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 			part.mu.Unlock()
 			return ticket{}, err
 		}
-		part.mu.Unlock()
-		cancel, again, err := p.reserve(req, part, &now, tokens)
-		part.mu.Lock()
-		part.waitingOn = waitNothing
-		part.hearFleet(now)
-		if err != nil {
-			part.passHead()
+		var cancel func()
+		if lb, ok := part.budget.(*localBudget); !ok || !lb.take(now, 1, tokens) {
+			// Not on hand, or the budget may block: reserve without mu.
 			part.mu.Unlock()
-			return ticket{}, err
-		}
-		if again {
-			continue
+			var again bool
+			var err error
+			cancel, again, err = p.reserve(req, part, &now, tokens)
+			part.mu.Lock()
+			part.waitingOn = waitNothing
+			part.hearFleet(now)
+			if err != nil {
+				part.passHead()
+				part.mu.Unlock()
+				return ticket{}, err
+			}
+			if again {
+				continue
+			}
 		}
 		wait, probe := part.gate.wait(now)
 		if wait > 0 {
