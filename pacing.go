@@ -311,7 +311,9 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.Time, attempt int) error {
 	ctx := req.Context()
 	for {
-		part.hearFleet(*now)
+		if _, local := part.budget.(*localBudget); !local {
+			part.hearFleet(*now) // a budget in process memory has no fleet
+		}
 		part.learn.advance(*now)
 		if limits, update := part.rateUpdate(*now); update {
 			part.mu.Unlock()
