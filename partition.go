@@ -92,7 +92,9 @@ type partition struct {
 	// server's Remaining is what was left when it admitted one request,
 	// and those that left after it spend from it too.
 	sentRequests, sentTokens uint32
-	retries                  *retryBudget // the retry budget of its requests, made on first use
+	// retries is the retry budget of its requests, made on first use
+	// (under mu); read without mu once made.
+	retries atomic.Pointer[retryBudget]
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
@@ -225,12 +227,15 @@ func (part *partition) retryBudget(c *config) *retryBudget {
 	if c.budgetRatio < 0 {
 		return nil
 	}
+	if b := part.retries.Load(); b != nil {
+		return b
+	}
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.retries == nil {
-		part.retries = newRetryBudget(c.budgetRatio, c.budgetFloor)
+	if part.retries.Load() == nil {
+		part.retries.Store(newRetryBudget(c.budgetRatio, c.budgetFloor))
 	}
-	return part.retries
+	return part.retries.Load()
 }
 
 // window returns the in-flight limit in force: the caller's and the
