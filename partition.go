@@ -298,6 +298,7 @@ type partitions struct {
 	mu      sync.Mutex
 	m       map[uint64]*partition
 	seed    maphash.Seed
+	noModel uint64 // the hash of an empty model name under seed
 	secret  [32]byte
 	idle    time.Duration
 	max     int
@@ -308,6 +309,7 @@ type partitions struct {
 // under secret, or under a random secret when secret is empty.
 func newPartitions(idle time.Duration, max int, secret []byte) *partitions {
 	ps := &partitions{m: make(map[uint64]*partition), seed: maphash.MakeSeed(), idle: idle, max: max}
+	ps.noModel = modelName{}.hash(ps.seed)
 	if len(secret) > 0 {
 		ps.secret = sha256.Sum256(secret)
 	} else {
@@ -344,7 +346,11 @@ func (ps *partitions) name(host, cred, model string) string {
 // active again. Idle partitions are swept now and then, under the same lock.
 func (ps *partitions) get(host, cred string, model modelName, now time.Time, create func(name string) *partition) *partition {
 	// A hash of the parts' hashes: one call per part, no buffer to fill.
-	k := maphash.Comparable(ps.seed, [3]uint64{maphash.String(ps.seed, host), maphash.String(ps.seed, cred), model.hash(ps.seed)})
+	m := ps.noModel
+	if len(model.path) > 0 || len(model.body) > 0 {
+		m = model.hash(ps.seed)
+	}
+	k := maphash.Comparable(ps.seed, [3]uint64{maphash.String(ps.seed, host), maphash.String(ps.seed, cred), m})
 	n := now.UnixNano()
 
 	ps.mu.Lock()
