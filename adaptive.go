@@ -344,9 +344,11 @@ func (l *learner) advance(now time.Time) {
 	if l.trusted(now) {
 		return
 	}
-	if idle := now.Sub(latest(l.advancedAt, l.boundAt.Add(boundSlack))); idle > 0 && (l.phase == searching || l.phase == climbing) {
-		// The rate has not held anyone back lately: stop its clock.
-		l.phaseAt = l.phaseAt.Add(idle)
+	if l.phase == searching || l.phase == climbing {
+		if idle := now.Sub(latest(l.advancedAt, l.boundAt.Add(boundSlack))); idle > 0 {
+			// The rate has not held anyone back lately: stop its clock.
+			l.phaseAt = l.phaseAt.Add(idle)
+		}
 	}
 	l.advancedAt = now
 	switch l.phase {

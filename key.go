@@ -47,10 +47,13 @@ type modelName struct {
 	body []byte
 }
 
-// hash writes the name to h; the same name hashes the same wherever found.
-func (m modelName) hash(h *maphash.Hash) {
-	h.WriteString(m.path)
-	h.Write(m.body)
+// hash returns the name's hash under seed; the same name hashes the same
+// wherever found.
+func (m modelName) hash(seed maphash.Seed) uint64 {
+	if len(m.body) > 0 {
+		return maphash.Bytes(seed, m.body)
+	}
+	return maphash.String(seed, m.path)
 }
 
 func (m modelName) String() string { return m.path + string(m.body) }

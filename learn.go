@@ -33,7 +33,7 @@ const (
 // about the server's limits, and frees the request's in-flight slot unless
 // its body holds it.
 func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *http.Response, err error, attempt int) {
-	now := p.now()
+	now := p.clockAfter(t.sent)
 	if err != nil || resp == nil {
 		part.mu.Lock()
 		if !t.tracked {

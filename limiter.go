@@ -115,10 +115,20 @@ type localBudget struct {
 	drained  time.Time // when a cool-down last said the server had nothing left
 	requests *rate.Limiter
 	tokens   *rate.Limiter // nil until a token budget is known
+	// unlimited mirrors requests.Limit() == rate.Inf, kept as requests
+	// changes, so that a request takes nothing from an unlimited bucket
+	// without a call into it (and its lock).
+	unlimited bool
 }
 
 func newLocalBudget() *localBudget {
-	return &localBudget{requests: rate.NewLimiter(rate.Inf, 1)}
+	return &localBudget{requests: rate.NewLimiter(rate.Inf, 1), unlimited: true}
+}
+
+// allowRequests takes n units from the request bucket if it has them at
+// now, as requests.AllowN does. b.mu must be held.
+func (b *localBudget) allowRequests(now time.Time, n int) bool {
+	return b.unlimited || b.requests.AllowN(now, n)
 }
 
 func (b *localBudget) at(now time.Time) time.Time {
@@ -137,7 +147,7 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 		tb = nil
 	}
 	// The common case: no gate, units on hand. No allocation.
-	if !t.After(now) && tb == nil && b.requests.AllowN(now, requests) {
+	if !t.After(now) && tb == nil && b.allowRequests(now, requests) {
 		return 0, nil, nil
 	}
 	rr := b.requests.ReserveN(t, min(requests, max(b.requests.Burst(), 1)))
@@ -166,12 +176,22 @@ func (b *localBudget) Reserve(_ context.Context, now time.Time, requests, tokens
 	return wait, cancel, nil
 }
 
+// take takes the units if they are on hand at now, with the gate open and
+// no token bucket to draw from, and reports whether it did. Unlike Reserve
+// it never leaves a reservation behind, so that the pacer may try it with
+// its partition's lock held (it never blocks) and fall back to Reserve.
+func (b *localBudget) take(now time.Time, requests, tokens int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !now.Before(b.gate) && (tokens <= 0 || b.tokens == nil) && b.allowRequests(now, requests)
+}
+
 func (b *localBudget) CoolDown(_ context.Context, now, until time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Drain the buckets as of now: the server just said it has nothing
 	// left, so only the refill from now on counts.
-	b.requests = renew(b.requests, now)
+	b.requests = renew(b.requests, now) // its limit unchanged
 	b.tokens = renew(b.tokens, now)
 	b.gen++
 	b.drained = now
@@ -197,6 +217,7 @@ func (b *localBudget) SetLimits(_ context.Context, now time.Time, l Limits) erro
 	defer b.mu.Unlock()
 	t := b.at(now)
 	b.requests = setBucket(b.requests, t, l.Requests, b.drained)
+	b.unlimited = b.requests.Limit() == rate.Inf
 	if b.tokens == nil && l.Tokens.Rate > 0 {
 		b.tokens = rate.NewLimiter(rate.Inf, 1)
 	}

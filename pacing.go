@@ -77,7 +77,7 @@ func (c *config) paceMiddleware() Middleware {
 		if lim == nil {
 			lim = localLimiter{}
 		}
-		return &pacer{cfg: c, next: next, parts: ps, limiter: lim, now: time.Now}
+		return &pacer{cfg: c, next: next, parts: ps, limiter: lim}
 	}
 }
 
@@ -89,7 +89,27 @@ type pacer struct {
 	next    http.RoundTripper
 	parts   *partitions
 	limiter Limiter
-	now     func() time.Time
+	now     func() time.Time // nil: the real clock (see clock)
+}
+
+// clock returns the time now.
+func (p *pacer) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
+}
+
+// clockAfter returns the time now, known to be no earlier than t. On the
+// real clock it is t advanced by the monotonic time elapsed since, which
+// costs half a reading of the wall clock too: the answer path, which
+// measures from the request's send time, reads it so. A step of the wall
+// clock meanwhile is seen from the next request on.
+func (p *pacer) clockAfter(t time.Time) time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return t.Add(time.Since(t))
 }
 
 // A ticket is what the pacer remembers of a request between sending it and
@@ -168,7 +188,7 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) { return p.
 // retry layer passes in, which roundTrip sets to req's partition, so that
 // the request's retries draw on that partition's budget.
 func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http.Response, error) {
-	now := p.now()
+	now := p.clock()
 	body := bodyPeek{req: req}
 	host, cred, model := partitionKey(req, p.cfg.pace.keyFunc, !p.cfg.pace.sameModel, &body)
 	part := p.parts.get(host, cred, model, now, func(name string) *partition { return p.newPartition(name, now) })
@@ -229,7 +249,7 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		if err := p.waitTurn(req.Context(), req.Cancel, part, now); err != nil {
 			return ticket{}, err // mu released
 		}
-		now = p.now()
+		now = p.clock()
 	} else {
 		part.head = true
 	}
@@ -240,18 +260,24 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 			part.mu.Unlock()
 			return ticket{}, err
 		}
-		part.mu.Unlock()
-		cancel, again, err := p.reserve(req, part, &now, tokens)
-		part.mu.Lock()
-		part.waitingOn = waitNothing
-		part.hearFleet(now)
-		if err != nil {
-			part.passHead()
+		var cancel func()
+		if lb, ok := part.budget.(*localBudget); !ok || !lb.take(now, 1, tokens) {
+			// Not on hand, or the budget may block: reserve without mu.
 			part.mu.Unlock()
-			return ticket{}, err
-		}
-		if again {
-			continue
+			var again bool
+			var err error
+			cancel, again, err = p.reserve(req, part, &now, tokens)
+			part.mu.Lock()
+			part.waitingOn = waitNothing
+			part.hearFleet(now)
+			if err != nil {
+				part.passHead()
+				part.mu.Unlock()
+				return ticket{}, err
+			}
+			if again {
+				continue
+			}
 		}
 		wait, probe := part.gate.wait(now)
 		if wait > 0 {
@@ -285,7 +311,9 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.Time, attempt int) error {
 	ctx := req.Context()
 	for {
-		part.hearFleet(*now)
+		if _, local := part.budget.(*localBudget); !local {
+			part.hearFleet(*now) // a budget in process memory has no fleet
+		}
 		part.learn.advance(*now)
 		if limits, update := part.rateUpdate(*now); update {
 			part.mu.Unlock()
@@ -318,7 +346,7 @@ func (p *pacer) awaitGateAndRoom(req *http.Request, part *partition, now *time.T
 		if err != nil {
 			return err
 		}
-		*now = p.now()
+		*now = p.clock()
 	}
 }
 
@@ -347,7 +375,7 @@ func (p *pacer) reserve(req *http.Request, part *partition, now *time.Time, toke
 		cancel()
 		cancel = nil
 	}
-	*now = p.now()
+	*now = p.clock()
 	return cancel, again && err == nil, err
 }
 

@@ -95,7 +95,9 @@ type partition struct {
 	// counted (see countSent).
 	sentRequests, sentTokens     uint32
 	joinedRequests, joinedTokens uint32
-	retries                      *retryBudget // the retry budget of its requests, made on first use
+	// retries is the retry budget of its requests, made on first use
+	// (under mu); read without mu once made.
+	retries atomic.Pointer[retryBudget]
 
 	// What headers said: the bounds on the refill rates they imply, the
 	// share of their limit this client takes, and when they were first
@@ -252,12 +254,15 @@ func (part *partition) retryBudget(c *config) *retryBudget {
 	if c.budgetRatio < 0 {
 		return nil
 	}
+	if b := part.retries.Load(); b != nil {
+		return b
+	}
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if part.retries == nil {
-		part.retries = newRetryBudget(c.budgetRatio, c.budgetFloor)
+	if part.retries.Load() == nil {
+		part.retries.Store(newRetryBudget(c.budgetRatio, c.budgetFloor))
 	}
-	return part.retries
+	return part.retries.Load()
 }
 
 // window returns the in-flight limit in force: the caller's and the
@@ -289,13 +294,12 @@ func (part *partition) rateUpdate(now time.Time) (Limits, bool) {
 	if part.quotaWindow.replaying() {
 		r = math.Inf(1) // the window holds requests back, not a rate
 	}
-	b := headroom(int(math.Min(math.Max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
-	if math.IsInf(r, 1) {
-		if math.IsInf(part.sentRate, 1) {
-			return Limits{}, false
-		}
-	} else if r == part.sentRate && b == part.sentBurst ||
-		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond {
+	if math.IsInf(r, 1) && math.IsInf(part.sentRate, 1) {
+		return Limits{}, false // unlimited, and the budget knows it
+	}
+	b := headroom(int(min(max(part.learn.sendBurst(now, r), 1), math.MaxInt32)))
+	if !math.IsInf(r, 1) && (r == part.sentRate && b == part.sentBurst ||
+		near(r, part.sentRate, 0.01) && b == part.sentBurst && now.Sub(part.sentRateAt) < 100*time.Millisecond) {
 		return Limits{}, false
 	}
 	part.sentRate, part.sentRateAt, part.sentBurst = r, now, b
@@ -321,6 +325,7 @@ type partitions struct {
 	mu      sync.Mutex
 	m       map[uint64]*partition
 	seed    maphash.Seed
+	noModel uint64 // the hash of an empty model name under seed
 	secret  [32]byte
 	idle    time.Duration
 	max     int
@@ -331,6 +336,7 @@ type partitions struct {
 // under secret, or under a random secret when secret is empty.
 func newPartitions(idle time.Duration, max int, secret []byte) *partitions {
 	ps := &partitions{m: make(map[uint64]*partition), seed: maphash.MakeSeed(), idle: idle, max: max}
+	ps.noModel = modelName{}.hash(ps.seed)
 	if len(secret) > 0 {
 		ps.secret = sha256.Sum256(secret)
 	} else {
@@ -366,14 +372,12 @@ func (ps *partitions) name(host, cred, model string) string {
 // create, and counts the caller as active in it until the caller lowers
 // active again. Idle partitions are swept now and then, under the same lock.
 func (ps *partitions) get(host, cred string, model modelName, now time.Time, create func(name string) *partition) *partition {
-	var h maphash.Hash
-	h.SetSeed(ps.seed)
-	h.WriteString(host)
-	h.WriteByte(0)
-	h.WriteString(cred)
-	h.WriteByte(0)
-	model.hash(&h)
-	k := h.Sum64()
+	// A hash of the parts' hashes: one call per part, no buffer to fill.
+	m := ps.noModel
+	if len(model.path) > 0 || len(model.body) > 0 {
+		m = model.hash(ps.seed)
+	}
+	k := maphash.Comparable(ps.seed, [3]uint64{maphash.String(ps.seed, host), maphash.String(ps.seed, cred), m})
 	n := now.UnixNano()
 
 	ps.mu.Lock()
