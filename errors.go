@@ -28,6 +28,10 @@ var (
 	ErrRetryBudgetExhausted = errors.New("retry budget exhausted")
 )
 
+// ErrNilURL is returned, as http.Transport does, for a request without a
+// URL: there is nothing to send it to, and no partition to pace it in.
+var ErrNilURL = errors.New("http: nil Request.URL")
+
 // A RetryError is every error the retry layer returns: the last attempt's
 // transport error, the error of a classifier that stopped on a response
 // (Decision.Err), the context's error when it ended during a wait, or the

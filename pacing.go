@@ -180,7 +180,21 @@ func (p *pacer) setUp(part *partition, now time.Time) {
 }
 
 // RoundTrip implements http.RoundTripper.
-func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) { return p.roundTrip(req, 0, nil) }
+func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, ErrNilURL
+	}
+	return p.roundTrip(req, 0, nil)
+}
+
+// closeBody closes req's body, if any: a RoundTripper closes it on every
+// path, an error before sending included.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
 
 // roundTrip sends req, attempt number attempt of its request (0 when the
 // pacer is not under the retry layer, which numbers them). When it leaves,

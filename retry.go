@@ -89,6 +89,10 @@ type retrier struct {
 }
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, &RetryError{Err: ErrNilURL}
+	}
 	limit := r.cfg.maxBufferedBody
 	if r.cfg.maxAttempts <= 1 {
 		limit = -1 // no retry to buffer for

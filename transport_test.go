@@ -233,3 +233,26 @@ func TestBodyClosedOnEveryPath(t *testing.T) {
 		}
 	}
 }
+
+// A request without a URL is refused as http.Transport refuses it, its
+// body closed, instead of a nil dereference.
+func TestNilURL(t *testing.T) {
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		t.Error("the base transport was called")
+		return nil, errors.New("called")
+	})
+	for name, rt := range map[string]http.RoundTripper{
+		"New":   New(base),
+		"Pace":  Pace()(base),
+		"Retry": Retry()(base),
+	} {
+		body := &countingBody{Reader: strings.NewReader("x")}
+		resp, err := rt.RoundTrip(&http.Request{Method: "POST", Header: http.Header{}, Body: body})
+		if resp != nil || !errors.Is(err, ErrNilURL) {
+			t.Errorf("%s: %v, %v; want ErrNilURL", name, resp, err)
+		}
+		if n := body.closes.Load(); n != 1 {
+			t.Errorf("%s: body closed %d times, want 1", name, n)
+		}
+	}
+}
