@@ -184,7 +184,7 @@ func (p *pacer) hold(part *partition, d time.Duration) {
 	if part == nil {
 		return
 	}
-	now := p.now()
+	now := p.clock()
 	part.mu.Lock()
 	part.gate.hold(now, d)
 	part.mu.Unlock()
