@@ -46,7 +46,8 @@ type Budget interface {
 	//
 	// A change of rate or burst, like a CoolDown, voids the reservations
 	// outstanding: the pacer wakes their holders, which reserve again
-	// under the new terms, and their cancel funcs do nothing.
+	// under the new terms. Their cancel funcs may then give back nothing,
+	// or units of the old terms: either is safe.
 	SetLimits(ctx context.Context, now time.Time, l Limits) error
 }
 

@@ -296,8 +296,12 @@ func (p *pacer) admit(req *http.Request, part *partition, now time.Time, tokens,
 		wait, probe := part.gate.wait(now)
 		if wait > 0 {
 			// The gate closed while the head slept: the reservation is void.
+			// The budget is called without mu (a Limiter may be remote);
+			// the head stays this request's meanwhile.
 			if cancel != nil {
+				part.mu.Unlock()
 				cancel()
+				part.mu.Lock()
 			}
 			continue
 		}
