@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pacehttp/pacehttp"
@@ -110,6 +111,44 @@ func ExampleWithRateFloor() {
 func ExampleWithPartitionExpiry() {
 	// Forget what was learned about a key unused for an hour.
 	_ = pacehttp.Pace(pacehttp.WithPartitionExpiry(time.Hour))
+}
+
+// Each model a request names has its own partition by default: a model
+// whose budget is spent does not hold up another. Told that one limit
+// covers every model of the key, the pacer holds the second request, here
+// past its caller's deadline.
+func ExampleWithModelPartitions() {
+	ok := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	chat := func(rt http.RoundTripper, model string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://api.example/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[]}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := rt.RoundTrip(req)
+		if _, ok := errors.AsType[*pacehttp.WaitError](err); ok {
+			return "held past the deadline"
+		} else if err != nil {
+			return err.Error()
+		}
+		resp.Body.Close()
+		return "sent"
+	}
+	for _, byModel := range []bool{true, false} {
+		rt := pacehttp.Pace(pacehttp.WithRate(1, 1), pacehttp.WithModelPartitions(byModel))(ok)
+		fmt.Printf("by model %v: %s; %s\n", byModel, chat(rt, "gpt-4o"), chat(rt, "gpt-4o-mini"))
+	}
+	// Output:
+	// by model true: sent; sent
+	// by model false: sent; held past the deadline
+}
+
+func ExampleWithMaxPartitions() {
+	// Keep the state of at most 1,000 limits (keys and models); past
+	// that, the one unused for longest is dropped.
+	_ = pacehttp.Pace(pacehttp.WithMaxPartitions(1000))
 }
 
 // countingLimiter wraps the budgets of another Limiter; a fleet-wide one
