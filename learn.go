@@ -149,6 +149,16 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	}
 	if at := part.quotaWindow.refused(t.sent, part.gate.closedAt, part.gate.until, t.probe, &part.learn.sends); !at.IsZero() {
 		part.gate.reprobe(at)
+	} else if t.probe && early < ceiling && part.learn.limit > 0 && !part.learn.trusted(now) {
+		// The early probe of a rounded-up hint refused by a server that
+		// has been serving this partition: its bucket refills, but
+		// others that share the key took what came back. Idling the
+		// whole second would hand them this partition's part too (a
+		// client of four on one key fell to a twelfth of the limit), so
+		// the next probe backs off from the refill time, doubling. A
+		// server that served nothing is probed once per ceiling still,
+		// and one whose headers state the limit is shared by cutShare.
+		part.gate.reprobe(now.Add(early << min(part.gate.failed, 20)))
 	}
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil

@@ -75,3 +75,59 @@ func TestRemainingCountsLaterSends(t *testing.T) {
 		}
 	})
 }
+
+// A probe refused at the refill time, after a Retry-After of 1 (a second
+// rounded up), backs off from the refill time when the server has been
+// serving the partition: others on the key took the refill. It used to
+// wait the whole second, and a client of four on one key fell behind the
+// others for good. A server that served nothing is probed once per
+// Retry-After still.
+func TestRefusedProbeBacksOff(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		estimate  float64 // the learner's estimate of the rate; 0 for none
+		wantShort bool    // the next probe goes within a tenth of the Retry-After
+	}{
+		{"served before", 50, true},
+		{"nothing served", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := Pace()(roundTripFunc(nil)).(*pacer)
+				now := time.Now()
+				part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+				if tc.estimate > 0 {
+					part.learn.endCold(now, now)
+					part.learn.startSearch(now, tc.estimate)
+					part.learn.startHold(now, tc.estimate)
+				}
+				req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+				refuse := func(at time.Time, probe bool) {
+					h := http.Header{}
+					h.Set("Retry-After", "1")
+					part.mu.Lock()
+					part.inFlight++
+					part.mu.Unlock()
+					p.answered(part, req, ticket{sent: at, probe: probe, inFlight: 1}, &http.Response{StatusCode: http.StatusTooManyRequests, Header: h}, nil, 1)
+				}
+				refuse(now, false)
+				time.Sleep(part.gate.probeAt.Sub(now))
+				first := time.Now()
+				part.gate.sendProbe(first)
+				refuse(first, true)
+				next := part.gate.probeAt.Sub(first)
+				if short := next < 100*time.Millisecond; short != tc.wantShort {
+					t.Errorf("next probe %v after the refused one; want within 100ms: %v", next, tc.wantShort)
+				}
+				if tc.wantShort {
+					// Twice the refill time it waited first, at the rate
+					// the refusals left.
+					refill := time.Duration(float64(time.Second) / part.refillRate(first))
+					if want := 2 * max(refill, minHintlessWait); next != want {
+						t.Errorf("next probe %v after the refused one, want %v", next, want)
+					}
+				}
+			})
+		})
+	}
+}
