@@ -228,6 +228,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	}
 	l := Limits{Source: LimitsFromHeaders}
 	var hold time.Duration
+	part.growShare(now, reqQ)
 	share := part.shareAt(now)
 	part.mu.Lock()
 	requestsSince, tokensSince := int64(part.sentRequests-t.sentRequests), int64(part.sentTokens-t.sentTokens)
@@ -403,13 +404,21 @@ type rateBounds struct {
 // burst and remaining count (never below a sixteenth), once the headers
 // have been trusted for a second; every second without one gives back a
 // twentieth of the full rate. The clients' shares then settle near their
-// fair part, as TCP's do. A single client sees no 429 once it paces by the
+// fair part, as TCP's do. Answers that show the key's bucket three quarters
+// full or more show room that no client takes, most often because another
+// has finished: the share grows by half every quarter second then, so that
+// the clients left take the part of one that is done (cut to a quarter,
+// they ran at a quarter of the limit for seconds, recovering a twentieth a
+// second). A single client sees no 429 once it paces by the
 // headers, so its share stays whole. With WithLimiter the budget is the
 // Limiter's, shared by design, and the share stays whole too.
 const (
 	minShare     = 1.0 / 16
 	shareRecover = 0.05 // of the full rate, per second without a cool-down
 	shareGrace   = time.Second
+
+	shareGrowth    = 1.5
+	shareGrowEvery = 250 * time.Millisecond
 )
 
 // shareAt returns the partition's share at now, recovering it for the
@@ -425,6 +434,21 @@ func (part *partition) shareAt(now time.Time) float64 {
 		}
 	}
 	return part.share
+}
+
+// growShare grows a share below the whole by shareGrowth, at most every
+// shareGrowEvery, when q (the requests' quota, if any) shows the key's
+// bucket three quarters full or more.
+func (part *partition) growShare(now time.Time, q *quota) {
+	if q == nil || q.Limit <= 0 || 4*q.Remaining < 3*q.Limit {
+		return
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.share < 1 && now.Sub(part.shareChanged) >= shareGrowEvery {
+		part.share = min(1, part.share*shareGrowth)
+		part.shareChanged = now
+	}
 }
 
 // cutShare halves the share after a cool-down met while headers are

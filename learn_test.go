@@ -131,3 +131,43 @@ func TestRefusedProbeBacksOff(t *testing.T) {
 		})
 	}
 }
+
+// A share cut while others used the key grows back by half every quarter
+// second while answers show the key's bucket three quarters full or more:
+// room that nobody takes. It used to come back by a twentieth of the rate
+// a second alone, and the clients left when one finished ran at a quarter
+// of the limit for seconds.
+func TestShareGrowsWhenTheKeyHasRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		remaining string
+		after     time.Duration // since the share last changed
+		want      float64
+	}{
+		{"room", "9", 300 * time.Millisecond, 0.375},
+		{"room, too soon", "9", 100 * time.Millisecond, 0.25},
+		{"no room", "2", 300 * time.Millisecond, 0.25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := Pace()(roundTripFunc(nil)).(*pacer)
+				now := time.Now()
+				part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+				part.share, part.shareChanged = 0.25, now
+				time.Sleep(tc.after)
+				h := http.Header{}
+				h.Set("X-Ratelimit-Limit-Requests", "10")
+				h.Set("X-Ratelimit-Remaining-Requests", tc.remaining)
+				h.Set("X-Ratelimit-Reset-Requests", "10ms")
+				req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+				part.mu.Lock()
+				part.inFlight++
+				part.mu.Unlock()
+				p.answered(part, req, ticket{sent: time.Now(), inFlight: 1}, &http.Response{StatusCode: http.StatusOK, Header: h}, nil, 1)
+				if got := part.shareAt(time.Now()); got != tc.want {
+					t.Errorf("share %v, want %v", got, tc.want)
+				}
+			})
+		})
+	}
+}
