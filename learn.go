@@ -257,9 +257,6 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 		l.Requests = bucket(reqQ, requestsSince)
 		part.mu.Lock()
 		if precise {
-			if !part.learn.trusted(now) {
-				part.headersSince = now
-			}
 			part.learn.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
 			if l.Requests.Rate > 0 {
 				part.sentRate, part.sentRateAt = l.Requests.Rate, now
@@ -401,21 +398,24 @@ type rateBounds struct {
 // processes, other Transports) would each send at the full rate; the 429s
 // they meet despite the headers are the sign. Each new cool-down while
 // headers are trusted halves the partition's share of the stated rate,
-// burst and remaining count (never below a sixteenth), once the headers
-// have been trusted for a second; every second without one gives back a
-// twentieth of the full rate. The clients' shares then settle near their
-// fair part, as TCP's do. Answers that show the key's bucket three quarters
-// full or more show room that no client takes, most often because another
-// has finished: the share grows by half every quarter second then, so that
-// the clients left take the part of one that is done (cut to a quarter,
-// they ran at a quarter of the limit for seconds, recovering a twentieth a
-// second). A single client sees no 429 once it paces by the
-// headers, so its share stays whole. With WithLimiter the budget is the
-// Limiter's, shared by design, and the share stays whole too.
+// burst and remaining count (never below a sixteenth), from the first
+// cool-down on: the client that got in first paces at the whole stated rate
+// and leaves nothing to the others' probes, and once its share was cut only
+// after a second of trusted headers, it kept the key to itself for three.
+// Every second without a cool-down gives back a twentieth of the full rate.
+// The clients' shares then settle near their fair part, as TCP's do.
+// Answers that show the key's bucket three quarters full or more show room
+// that no client takes, most often because another has finished: the share
+// grows by half every quarter second then, so that the clients left take
+// the part of one that is done (cut to a quarter, they ran at a quarter of
+// the limit for seconds, recovering a twentieth a second); a single client
+// whose cold start met a 429 soon has its whole share back. A single client
+// sees no 429 once it paces by the headers, so its share stays whole. With
+// WithLimiter the budget is the Limiter's, shared by design, and the share
+// stays whole too.
 const (
 	minShare     = 1.0 / 16
 	shareRecover = 0.05 // of the full rate, per second without a cool-down
-	shareGrace   = time.Second
 
 	shareGrowth    = 1.5
 	shareGrowEvery = 250 * time.Millisecond
@@ -456,11 +456,6 @@ func (part *partition) growShare(now time.Time, q *quota) {
 func (part *partition) cutShare(now time.Time) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if now.Sub(part.headersSince) < shareGrace {
-		// Answers that were in flight when the first headers arrived
-		// can meet a 429 even when this client is alone on the key.
-		return
-	}
 	part.share = max(part.share/2, minShare)
 	part.shareChanged = now
 }

@@ -171,3 +171,35 @@ func TestShareGrowsWhenTheKeyHasRoom(t *testing.T) {
 		})
 	}
 }
+
+// The first cool-down met under headers that state the limit halves the
+// share at once. It used to wait until the headers had been trusted for a
+// second, and the client that got in first kept a key shared with three
+// others to itself for three seconds, pacing at the whole stated rate.
+func TestShareCutFromTheFirstCoolDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace()(roundTripFunc(nil)).(*pacer)
+		now := time.Now()
+		part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+		req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+		answer := func(code int, remaining string) {
+			h := http.Header{}
+			h.Set("X-Ratelimit-Limit-Requests", "10")
+			h.Set("X-Ratelimit-Remaining-Requests", remaining)
+			h.Set("X-Ratelimit-Reset-Requests", "50ms")
+			if code == http.StatusTooManyRequests {
+				h.Set("Retry-After", "1")
+			}
+			part.mu.Lock()
+			part.inFlight++
+			part.mu.Unlock()
+			p.answered(part, req, ticket{sent: time.Now(), inFlight: 1}, &http.Response{StatusCode: code, Header: h}, nil, 1)
+		}
+		answer(http.StatusOK, "5")
+		time.Sleep(10 * time.Millisecond)
+		answer(http.StatusTooManyRequests, "0")
+		if got := part.shareAt(time.Now()); got != 0.5 {
+			t.Errorf("share %v after the first cool-down, want 0.5", got)
+		}
+	})
+}
