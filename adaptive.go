@@ -210,7 +210,12 @@ type learner struct {
 	// quietClimbs counts the climbs in a row that found no higher limit.
 	quietClimbs uint8
 	// cut: the estimate held was cut by a refusal below it.
-	cut     bool
+	cut bool
+	// coldOut counts the requests the cold start's first refusal found
+	// still out and counted as served (see endCold) whose answers have
+	// not come: each answer of the cold start's requests that comes later
+	// settles one of them instead of counting anew.
+	coldOut uint16
 	phaseAt time.Time // when the phase began
 	base    float64   // the search's starting rate, or the rate held or climbed from
 	limit   float64   // the estimate of the server's rate; 0 while unknown
@@ -248,10 +253,11 @@ type learner struct {
 		ceiling       float64
 	}
 
-	// The cold start: when it began, and what it got through, counting the
-	// requests that left before its first refusal was answered (coldEnd)
-	// and were accepted, whenever their answers came: a refusal is answered
-	// faster than a success. A cold start's refusal is taken for a cap's
+	// The cold start: when it began, when its first refusal was answered
+	// (coldEnd), and what it got through: the requests that left no later
+	// than the refused one (see coldRefused) and were accepted, whenever
+	// their answers came, for a refusal is answered faster than a success.
+	// A cold start's refusal is taken for a cap's
 	// only if answers have come back from about as many requests out at
 	// once: with slow answers, nothing is known yet of the levels served.
 	coldFrom     time.Time
@@ -475,8 +481,12 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 		}
 	}
 	l.inFlightOK = max(l.inFlightOK, inFlight)
-	if l.coldEnd.IsZero() || !sent.After(l.coldEnd) {
-		l.coldAccepted++
+	if l.coldEnd.IsZero() || !sent.After(l.coldRefused()) {
+		if l.coldOut > 0 {
+			l.coldOut-- // counted already, as out
+		} else {
+			l.coldAccepted++
+		}
 		if !l.coldEnd.IsZero() {
 			l.maxBurst = max(l.maxBurst, float64(l.coldAccepted))
 			l.refineBurst()
@@ -531,10 +541,12 @@ type refusal struct{ concurrency, spent bool }
 func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
 	l.sends.add(sent, -1)
 	l.recent.mark(sent, sendRefused)
-	if !l.coldEnd.IsZero() && !sent.After(l.coldEnd) && l.coldAccepted > 1 && !probe {
-		// A refusal of the cold start's last round, answered after its
-		// first: that request was counted in the burst.
-		l.coldAccepted--
+	if !l.coldEnd.IsZero() && slotOf(sent) < slotOf(l.coldRefused()) && l.coldOut > 0 && !probe {
+		// A refusal of a request the cold start's first refusal found
+		// out: it was counted in the burst. (One that was not counted,
+		// answered at the same instant, must not take a served one off.)
+		l.coldOut--
+		l.coldAccepted = max(l.coldAccepted-1, 1)
 		l.maxBurst = min(l.maxBurst, float64(l.coldAccepted))
 		l.refineBurst()
 	}
@@ -617,14 +629,21 @@ func (l *learner) markRefusal(now, sent time.Time) {
 	l.sinceRefusal, l.leftSinceRefusal = 0, 0
 }
 
+// coldRefused returns when the request the cold start's first refusal
+// answered left: the server's bucket was empty then, so what it served of
+// the requests that left by then is what it held, with what it refilled;
+// those that left later took refill alone.
+func (l *learner) coldRefused() time.Time { return l.coldFrom.Add(l.coldSpan) }
+
 // endCold ends the cold start at its first refusal, of a request sent at
 // sent: what it got through is the first estimate of the server's burst.
 func (l *learner) endCold(now, sent time.Time) {
 	l.coldSpan, l.coldEnd = sent.Sub(l.coldFrom), now
-	if n, ok := l.sends.count(l.coldFrom.Add(-slotWidth), sent.Add(-slotWidth)); ok {
+	if n, ok := l.sends.count(l.coldFrom.Add(-slotWidth), sent.Add(-slotWidth)); ok && n > l.coldAccepted {
 		// Counting the requests still out: with slow answers, few of
 		// the successes are in yet.
-		l.coldAccepted = max(l.coldAccepted, n)
+		l.coldOut = uint16(min(n-l.coldAccepted, math.MaxUint16))
+		l.coldAccepted = n
 	}
 	l.burst, l.maxBurst = float64(max(l.coldAccepted, 1)), float64(max(l.coldAccepted, 1))
 }

@@ -514,3 +514,81 @@ func TestLearnerCostlySearchSlows(t *testing.T) {
 		})
 	}
 }
+
+// The cold start's burst is what it got through until the request its first
+// refusal answered left: the successes answered before that refusal, and
+// the requests still out then that the server later served. A refusal
+// answered after the first takes back one of those counted as out, never
+// one that was answered: at one instant 10 were served and the other 6
+// refused, and each late refusal took one off a burst of 10, down to 5 (or
+// to 1, when the window let out more); rates measured over windows then
+// counted 9 units of the bucket as refill, and TestPaceLearnsUnknownRate
+// held 106/s against a limit of 100 and failed about 1 run in 30. A success
+// answered late counted once more a request counted as out already, and
+// one of a request that left after the refused one took refill, not burst.
+func TestLearnerColdBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// Requests that left and were served, with the time (ms) of
+		// their answers, then the refusals.
+		served, servedAt []float64
+		refused          []float64 // sent, and answered at once
+		heardAt          float64   // when the first refusal was heard
+		want             float64
+	}{
+		{
+			name:     "at one instant",
+			served:   []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			servedAt: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			refused:  []float64{0, 0, 0, 0, 0, 0},
+			want:     10,
+		},
+		{
+			// Slow answers: the 4 sent at 0ms are out when the first
+			// refusal is heard, and counted; one of them is refused
+			// after it, the other 3 served.
+			name:     "slow answers",
+			served:   []float64{0, 0, 0},
+			servedAt: []float64{500, 500, 500},
+			refused:  []float64{100, 0},
+			heardAt:  100,
+			want:     3,
+		},
+		{
+			name: "left after the refused one",
+			// Over a network: the refusal of the request sent at 40ms
+			// is heard at 70ms, after the one sent at 50ms left.
+			served:   []float64{0, 0, 0, 0, 0, 50},
+			servedAt: []float64{30, 30, 30, 30, 30, 90},
+			refused:  []float64{40},
+			heardAt:  70,
+			want:     5,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLearner(at(0), 0, 0, 0)
+			for _, s := range tc.served {
+				l.left(at(s))
+			}
+			for _, s := range tc.refused {
+				l.left(at(s))
+			}
+			for i, s := range tc.served {
+				if tc.servedAt[i] <= tc.heardAt {
+					l.accepted(at(tc.servedAt[i]), at(s), 1)
+				}
+			}
+			for i, s := range tc.refused {
+				l.refused(at(max(s, tc.heardAt)+float64(i)/1000), at(s), 1, false)
+			}
+			for i, s := range tc.served {
+				if tc.servedAt[i] > tc.heardAt {
+					l.accepted(at(tc.servedAt[i]), at(s), 1)
+				}
+			}
+			if l.maxBurst != tc.want {
+				t.Errorf("cold start's burst = %v, want %v", l.maxBurst, tc.want)
+			}
+		})
+	}
+}

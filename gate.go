@@ -30,8 +30,10 @@ const ceilingMargin = time.Millisecond
 // partition has reason to expect the server back sooner (reprobe): a server
 // that let a burst through, then nothing, is a window whose quota returns
 // at its period, which a Retry-After in whole seconds does not tell (see
-// quotaWindow). A server that refuses everything let nothing through, and
-// is probed once per ceiling still.
+// quotaWindow); or a server that has been serving the partition at a
+// learned rate, whose refill others on the key took (see answered): the
+// probes then back off from the refill time. A server that refuses
+// everything let nothing through, and is probed once per ceiling still.
 //
 // Answers to requests that left before the gate closed are stragglers of the
 // same refusal: they may lengthen the ceiling, never close it anew. A probe

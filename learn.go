@@ -149,6 +149,16 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	}
 	if at := part.quotaWindow.refused(t.sent, part.gate.closedAt, part.gate.until, t.probe, &part.learn.sends); !at.IsZero() {
 		part.gate.reprobe(at)
+	} else if t.probe && early < ceiling && part.learn.limit > 0 && !part.learn.trusted(now) {
+		// The early probe of a rounded-up hint refused by a server that
+		// has been serving this partition: its bucket refills, but
+		// others that share the key took what came back. Idling the
+		// whole second would hand them this partition's part too (a
+		// client of four on one key fell to a twelfth of the limit), so
+		// the next probe backs off from the refill time, doubling. A
+		// server that served nothing is probed once per ceiling still,
+		// and one whose headers state the limit is shared by cutShare.
+		part.gate.reprobe(now.Add(early << min(part.gate.failed, 20)))
 	}
 	probeAt := part.gate.probeAt
 	cut := closed && throttled && part.learn.trusted(now) && p.cfg.pace.limiter == nil
@@ -230,6 +240,7 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	}
 	l := Limits{Source: LimitsFromHeaders}
 	var hold time.Duration
+	part.growShare(now, reqQ)
 	share := part.shareAt(now)
 	part.mu.Lock()
 	// Sent since t, less those joined to a burst under way (see countSent).
@@ -260,9 +271,6 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 		l.Requests = bucket(reqQ, requestsSince)
 		part.mu.Lock()
 		if precise {
-			if !part.learn.trusted(now) {
-				part.headersSince = now
-			}
 			part.learn.fromHeaders(now, l.Requests.Rate, reqQ.Limit)
 			if l.Requests.Rate > 0 {
 				part.sentRate, part.sentRateAt = l.Requests.Rate, now
@@ -406,16 +414,27 @@ type rateBounds struct {
 // processes, other Transports) would each send at the full rate; the 429s
 // they meet despite the headers are the sign. Each new cool-down while
 // headers are trusted halves the partition's share of the stated rate,
-// burst and remaining count (never below a sixteenth), once the headers
-// have been trusted for a second; every second without one gives back a
-// twentieth of the full rate. The clients' shares then settle near their
-// fair part, as TCP's do. A single client sees no 429 once it paces by the
-// headers, so its share stays whole. With WithLimiter the budget is the
-// Limiter's, shared by design, and the share stays whole too.
+// burst and remaining count (never below a sixteenth), from the first
+// cool-down on: the client that got in first paces at the whole stated rate
+// and leaves nothing to the others' probes, and once its share was cut only
+// after a second of trusted headers, it kept the key to itself for three.
+// Every second without a cool-down gives back a twentieth of the full rate.
+// The clients' shares then settle near their fair part, as TCP's do.
+// Answers that show the key's bucket three quarters full or more show room
+// that no client takes, most often because another has finished: the share
+// grows by half every quarter second then, so that the clients left take
+// the part of one that is done (cut to a quarter, they ran at a quarter of
+// the limit for seconds, recovering a twentieth a second); a single client
+// whose cold start met a 429 soon has its whole share back. A single client
+// sees no 429 once it paces by the headers, so its share stays whole. With
+// WithLimiter the budget is the Limiter's, shared by design, and the share
+// stays whole too.
 const (
 	minShare     = 1.0 / 16
 	shareRecover = 0.05 // of the full rate, per second without a cool-down
-	shareGrace   = time.Second
+
+	shareGrowth    = 1.5
+	shareGrowEvery = 250 * time.Millisecond
 )
 
 // shareAt returns the partition's share at now, recovering it for the
@@ -433,16 +452,26 @@ func (part *partition) shareAt(now time.Time) float64 {
 	return part.share
 }
 
+// growShare grows a share below the whole by shareGrowth, at most every
+// shareGrowEvery, when q (the requests' quota, if any) shows the key's
+// bucket three quarters full or more.
+func (part *partition) growShare(now time.Time, q *quota) {
+	if q == nil || q.Limit <= 0 || 4*q.Remaining < 3*q.Limit {
+		return
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.share < 1 && now.Sub(part.shareChanged) >= shareGrowEvery {
+		part.share = min(1, part.share*shareGrowth)
+		part.shareChanged = now
+	}
+}
+
 // cutShare halves the share after a cool-down met while headers are
 // trusted: the limit they state is shared with other clients.
 func (part *partition) cutShare(now time.Time) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	if now.Sub(part.headersSince) < shareGrace {
-		// Answers that were in flight when the first headers arrived
-		// can meet a 429 even when this client is alone on the key.
-		return
-	}
 	part.share = max(part.share/2, minShare)
 	part.shareChanged = now
 }

@@ -148,3 +148,131 @@ func TestRemainingBurstReordered(t *testing.T) {
 		})
 	}
 }
+
+// A probe refused at the refill time, after a Retry-After of 1 (a second
+// rounded up), backs off from the refill time when the server has been
+// serving the partition: others on the key took the refill. It used to
+// wait the whole second, and a client of four on one key fell behind the
+// others for good. A server that served nothing is probed once per
+// Retry-After still.
+func TestRefusedProbeBacksOff(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		estimate  float64 // the learner's estimate of the rate; 0 for none
+		wantShort bool    // the next probe goes within a tenth of the Retry-After
+	}{
+		{"served before", 50, true},
+		{"nothing served", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := Pace()(roundTripFunc(nil)).(*pacer)
+				now := time.Now()
+				part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+				if tc.estimate > 0 {
+					part.learn.endCold(now, now)
+					part.learn.startSearch(now, tc.estimate)
+					part.learn.startHold(now, tc.estimate)
+				}
+				req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+				refuse := func(at time.Time, probe bool) {
+					h := http.Header{}
+					h.Set("Retry-After", "1")
+					part.mu.Lock()
+					part.inFlight++
+					part.mu.Unlock()
+					p.answered(part, req, ticket{sent: at, probe: probe, inFlight: 1}, &http.Response{StatusCode: http.StatusTooManyRequests, Header: h}, nil, 1)
+				}
+				refuse(now, false)
+				time.Sleep(part.gate.probeAt.Sub(now))
+				first := time.Now()
+				part.gate.sendProbe(first)
+				refuse(first, true)
+				next := part.gate.probeAt.Sub(first)
+				if short := next < 100*time.Millisecond; short != tc.wantShort {
+					t.Errorf("next probe %v after the refused one; want within 100ms: %v", next, tc.wantShort)
+				}
+				if tc.wantShort {
+					// Twice the refill time it waited first, at the rate
+					// the refusals left.
+					refill := time.Duration(float64(time.Second) / part.refillRate(first))
+					if want := 2 * max(refill, minHintlessWait); next != want {
+						t.Errorf("next probe %v after the refused one, want %v", next, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A share cut while others used the key grows back by half every quarter
+// second while answers show the key's bucket three quarters full or more:
+// room that nobody takes. It used to come back by a twentieth of the rate
+// a second alone, and the clients left when one finished ran at a quarter
+// of the limit for seconds.
+func TestShareGrowsWhenTheKeyHasRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		remaining string
+		after     time.Duration // since the share last changed
+		want      float64
+	}{
+		{"room", "9", 300 * time.Millisecond, 0.375},
+		{"room, too soon", "9", 100 * time.Millisecond, 0.25},
+		{"no room", "2", 300 * time.Millisecond, 0.25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := Pace()(roundTripFunc(nil)).(*pacer)
+				now := time.Now()
+				part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+				part.share, part.shareChanged = 0.25, now
+				time.Sleep(tc.after)
+				h := http.Header{}
+				h.Set("X-Ratelimit-Limit-Requests", "10")
+				h.Set("X-Ratelimit-Remaining-Requests", tc.remaining)
+				h.Set("X-Ratelimit-Reset-Requests", "10ms")
+				req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+				part.mu.Lock()
+				part.inFlight++
+				part.mu.Unlock()
+				p.answered(part, req, ticket{sent: time.Now(), inFlight: 1}, &http.Response{StatusCode: http.StatusOK, Header: h}, nil, 1)
+				if got := part.shareAt(time.Now()); got != tc.want {
+					t.Errorf("share %v, want %v", got, tc.want)
+				}
+			})
+		})
+	}
+}
+
+// The first cool-down met under headers that state the limit halves the
+// share at once. It used to wait until the headers had been trusted for a
+// second, and the client that got in first kept a key shared with three
+// others to itself for three seconds, pacing at the whole stated rate.
+func TestShareCutFromTheFirstCoolDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := Pace()(roundTripFunc(nil)).(*pacer)
+		now := time.Now()
+		part := p.parts.get("api.test", "k", modelName{}, now, func(name string) *partition { return p.newPartition(name, now) })
+		req, _ := http.NewRequest("GET", "http://api.test/v1/x", nil)
+		answer := func(code int, remaining string) {
+			h := http.Header{}
+			h.Set("X-Ratelimit-Limit-Requests", "10")
+			h.Set("X-Ratelimit-Remaining-Requests", remaining)
+			h.Set("X-Ratelimit-Reset-Requests", "50ms")
+			if code == http.StatusTooManyRequests {
+				h.Set("Retry-After", "1")
+			}
+			part.mu.Lock()
+			part.inFlight++
+			part.mu.Unlock()
+			p.answered(part, req, ticket{sent: time.Now(), inFlight: 1}, &http.Response{StatusCode: code, Header: h}, nil, 1)
+		}
+		answer(http.StatusOK, "5")
+		time.Sleep(10 * time.Millisecond)
+		answer(http.StatusTooManyRequests, "0")
+		if got := part.shareAt(time.Now()); got != 0.5 {
+			t.Errorf("share %v after the first cool-down, want 0.5", got)
+		}
+	})
+}

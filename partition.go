@@ -99,13 +99,11 @@ type partition struct {
 	// (under mu); read without mu once made.
 	retries atomic.Pointer[retryBudget]
 
-	// What headers said: the bounds on the refill rates they imply, the
-	// share of their limit this client takes, and when they were first
-	// trusted this time.
+	// What headers said: the bounds on the refill rates they imply, and
+	// the share of their limit this client takes.
 	hdr          [2]rateBounds
 	share        float64
 	shareChanged time.Time
-	headersSince time.Time
 }
 
 // A waitKind is what the head of a partition's line waits for.
