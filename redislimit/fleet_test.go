@@ -246,8 +246,13 @@ type fleetResult struct {
 }
 
 // countedIn returns what Redis counted in the seconds [from, to) of the run.
+// The seconds start on slots' boundaries (see run), which the counts place
+// on this clock off by the latency of the call that read them: the slots
+// taken are those that start nearest the seconds' boundaries, not the first
+// wholly within them.
 func (r fleetResult) countedIn(from, to int) (sent, refused int) {
-	return r.counted.Between(r.start.Add(time.Duration(from)*time.Second), r.start.Add(time.Duration(to)*time.Second))
+	half := r.counted.Slot / 2
+	return r.counted.Between(r.start.Add(time.Duration(from)*time.Second-half), r.start.Add(time.Duration(to)*time.Second-half))
 }
 
 // rate returns the accepted requests per second over the limit, and the
@@ -330,9 +335,13 @@ func (f fleet) run(t *testing.T) fleetResult {
 	case "silent":
 		cfg.Redis = silentServer(t)
 	}
-	created := time.Now()
+	// The API counts by the second from its creation, Redis by the tenth
+	// of a second of the clock (countSlot): an API created at a tenth has
+	// its seconds end where Redis's slots do (see countedIn).
+	time.Sleep(time.Until(time.Now().Truncate(countSlot).Add(countSlot)))
 	api := pacetest.NewAPI(pacetest.Config{Rate: apiRate, Burst: apiBurst, Dialect: f.dialect})
 	defer api.Close()
+	created := api.Start()
 	cfg.API = api.URL()
 	raw, _ := json.Marshal(cfg)
 
