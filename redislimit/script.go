@@ -66,6 +66,11 @@ import (
 // spread counts the reservations queued behind it, released a quarter
 // request interval apart so that a fleet does not return in one instant.
 //
+// An announcement reads "KEYS[1] origin gen", and a refusal's
+// "KEYS[1] origin gen ago" (seconds since rsent, always with a fraction):
+// the key may hold spaces, so readers take the fields from the right (see
+// readAnnouncement).
+//
 // A hash without gen is new, or was lost. Its buckets then start as the
 // caller's own latest reservation in Redis left them (ahead), and at most
 // half full: a busy fleet whose state was flushed still holds reservations

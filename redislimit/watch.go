@@ -131,10 +131,11 @@ func isTimeout(err error) bool {
 // An announcement of a refusal says how long ago the refused request was
 // sent (see shares.go): the latest refusal of the key, for the pacers.
 func (l *Limiter) wake(payload string) {
-	key, rest, _ := strings.Cut(payload, " ")
-	origin, rest, _ := strings.Cut(rest, " ")
-	g, ago, refusal := strings.Cut(rest, " ")
-	gen, _ := strconv.ParseInt(g, 10, 64)
+	key, origin, gen, ago, ok := readAnnouncement(payload)
+	if !ok {
+		return
+	}
+	refusal := ago != ""
 	heard := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -152,6 +153,39 @@ func (l *Limiter) wake(payload string) {
 		close(c)
 		delete(l.waiters, key)
 	}
+}
+
+// readAnnouncement splits an announcement, "key origin gen" or, for a
+// refusal, "key origin gen ago" (see script.go), with ago "" for none.
+// Origins, generations and ages hold no space but keys may (a partition
+// named for a model "my model", a prefix of the user's), so the fields are
+// read from the right: the last is the generation when it is an integer,
+// else the age, which the script writes with a fraction. ok is false for a
+// payload of another form.
+func readAnnouncement(payload string) (key, origin string, gen int64, ago string, ok bool) {
+	rest, last, _ := cutLast(payload)
+	if _, err := strconv.ParseInt(last, 10, 64); err != nil {
+		ago = last
+		rest, last, _ = cutLast(rest)
+	}
+	gen, err := strconv.ParseInt(last, 10, 64)
+	if err != nil {
+		return "", "", 0, "", false
+	}
+	key, origin, found := cutLast(rest)
+	if !found || key == "" || origin == "" {
+		return "", "", 0, "", false
+	}
+	return key, origin, gen, ago, true
+}
+
+// cutLast cuts s around its last space; found is false without one.
+func cutLast(s string) (before, after string, found bool) {
+	i := strings.LastIndexByte(s, ' ')
+	if i < 0 {
+		return "", s, false
+	}
+	return s[:i], s[i+1:], true
 }
 
 // announcedRefusal returns when the latest refusal announced for key was
