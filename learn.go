@@ -188,6 +188,20 @@ func (p *pacer) answered(part *partition, req *http.Request, t ticket, resp *htt
 	part.signal()
 }
 
+// gateRefuses returns the WaitError the pacer would give a request of ctx
+// that met part's gate now, if the gate's wait is certain to outlast its
+// deadline or the max wait.
+func (p *pacer) gateRefuses(ctx context.Context, part *partition) error {
+	if part == nil {
+		return nil
+	}
+	now := p.clock()
+	part.mu.Lock()
+	certain := part.gate.certain(now)
+	part.mu.Unlock()
+	return p.tooLong(ctx, part, now, certain)
+}
+
 // hold keeps part's gate, if a refusal closed it, shut for d from now: a
 // wait the retry layer read where the pacer does not (see gate.hold).
 func (p *pacer) hold(part *partition, d time.Duration) {

@@ -2,6 +2,7 @@ package pacehttp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -148,7 +149,7 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.pacer.hold(part, d.Hint.Wait)
 			throttled = false
 		}
-		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, budget, throttled)
+		wait, next, cause, detail := r.plan(ctx, areq, &rp, n, d, budget, throttled, part)
 		ev := Event{Request: areq, Attempt: n, Wait: wait, Err: err, IgnoredHints: d.Hint.Ignored}
 		if resp != nil {
 			ev.StatusCode = resp.StatusCode
@@ -190,12 +191,22 @@ func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 // caps like any other, but waits for nothing here and spends no retry
 // budget: the pacer holds it at its partition's gate until the server is
 // likely to take it, and learns from the refusal.
-func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, budget *retryBudget, throttled bool) (wait time.Duration, next *http.Request, cause, detail error) {
+func (r *retrier) plan(ctx context.Context, req *http.Request, rp *replay, n int, d Decision, budget *retryBudget, throttled bool, part *partition) (wait time.Duration, next *http.Request, cause, detail error) {
 	wait, err := r.wait(ctx, req, rp, n, d)
 	if err != nil {
 		return wait, nil, err, nil
 	}
 	if throttled {
+		// A gate that will hold the retry past the deadline or the max
+		// wait (closed longer by another request's refusal) is a wait
+		// like the retry layer's own: give up now, with this answer,
+		// rather than meet the pacer's refusal once it is discarded.
+		if err := r.pacer.gateRefuses(ctx, part); err != nil {
+			if we, ok := errors.AsType[*WaitError](err); ok && we.Deadline {
+				return we.Wait, nil, ErrWaitPastDeadline, nil
+			}
+			return wait, nil, ErrWaitTooLong, nil
+		}
 		wait = 0
 	}
 	// The next attempt's body is got now, before this answer is drained:

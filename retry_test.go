@@ -1093,3 +1093,48 @@ func TestBodyHintHoldsEveryCaller(t *testing.T) {
 		}
 	})
 }
+
+// TestGateLongerThanHintHandsBackTheAnswer: a request's 429 asks for 1s,
+// but another's asked for 10s and the partition's gate holds everyone that
+// long, past this request's deadline. It gives up with its own 429, as it
+// would for a wait of its own past the deadline, instead of a WaitError
+// from the pacer once the answer was discarded.
+func TestGateLongerThanHintHandsBackTheAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			switch calls.Add(1) {
+			case 1:
+				time.Sleep(10 * time.Millisecond)
+				return status(http.StatusTooManyRequests, "Retry-After", "10").response(req)
+			case 2:
+				time.Sleep(20 * time.Millisecond)
+				return status(http.StatusTooManyRequests, "Retry-After", "1").response(req)
+			}
+			return status(200).response(req)
+		})
+		rt := New(base, WithRate(100, 10))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if resp, err := rt.RoundTrip(newRequest(t, context.Background(), "GET", nil)); err == nil {
+				readAll(t, resp)
+			}
+		}()
+		synctest.Wait() // the first request is out
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := rt.RoundTrip(newRequest(t, ctx, "GET", nil))
+		if err != nil {
+			t.Fatalf("err = %v, want the 429 the server answered", err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("status %d, Retry-After %q; want this request's own 429, Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if n := calls.Load(); n != 2 {
+			t.Errorf("%d attempts reached the server, want 2", n)
+		}
+		<-done // the first request's retry, after the 10s it was asked to wait
+	})
+}
