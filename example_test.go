@@ -181,22 +181,29 @@ func ExampleRetryError() {
 	// Output: true 1
 }
 
+// stableLogger logs at Warn and above to standard output without the
+// attributes that change from run to run (time, host, partition), so that
+// an Example's output can be checked.
+func stableLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "host", "partition":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
 // LogHook logs what pacehttp does with log/slog, without credentials. Here
 // only give-ups, logged at Warn, pass the handler's level.
 func ExampleLogHook() {
 	srv := tooManyThenOK(1)
 	defer srv.Close()
 
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			switch a.Key {
-			case slog.TimeKey, "host", "partition":
-				return slog.Attr{} // keep the output stable
-			}
-			return a
-		},
-	}))
+	logger := stableLogger()
 	client := pacehttp.NewClient(pacehttp.WithMaxAttempts(1), pacehttp.WithHook(pacehttp.LogHook(logger)))
 	resp, err := client.Get(srv.URL + "/v1/models?key=secret")
 	if err != nil {
@@ -222,16 +229,7 @@ func ExampleLogRoute() {
 		}
 		return "other"
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			switch a.Key {
-			case slog.TimeKey, "host", "partition":
-				return slog.Attr{} // keep the output stable
-			}
-			return a
-		},
-	}))
+	logger := stableLogger()
 	client := pacehttp.NewClient(pacehttp.WithMaxAttempts(1),
 		pacehttp.WithHook(pacehttp.LogHook(logger, pacehttp.LogRoute(route))))
 	resp, err := client.Get(srv.URL + "/bot123456:SECRET/getUpdates")
