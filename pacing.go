@@ -182,18 +182,9 @@ func (p *pacer) setUp(part *partition, now time.Time) {
 // RoundTrip implements http.RoundTripper.
 func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
-		closeBody(req)
-		return nil, ErrNilURL
+		return nil, unsent(req, ErrNilURL)
 	}
 	return p.roundTrip(req, 0, nil)
-}
-
-// closeBody closes req's body, if any: a RoundTripper closes it on every
-// path, an error before sending included.
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
 }
 
 // roundTrip sends req, attempt number attempt of its request (0 when the
@@ -223,7 +214,7 @@ func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http
 	body.release()
 	t, err := p.admit(req, part, now, tokens, attempt)
 	if err != nil {
-		return nil, p.fail(req, err)
+		return nil, unsent(req, err)
 	}
 	if attempt > 0 {
 		p.cfg.emit(Event{Kind: EventAttempt, Request: req, Attempt: attempt, Partition: part.name})
@@ -244,9 +235,9 @@ func (p *pacer) roundTrip(req *http.Request, attempt int, in **partition) (*http
 	return resp, err
 }
 
-// fail closes the request body, as the RoundTripper contract asks of a
+// unsent closes the request body, as the RoundTripper contract asks of a
 // transport that returns without sending, and returns err.
-func (p *pacer) fail(req *http.Request, err error) error {
+func unsent(req *http.Request, err error) error {
 	if req.Body != nil {
 		req.Body.Close()
 	}

@@ -91,8 +91,7 @@ type retrier struct {
 
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
-		closeBody(req)
-		return nil, &RetryError{Err: ErrNilURL}
+		return nil, &RetryError{Err: unsent(req, ErrNilURL)}
 	}
 	limit := r.cfg.maxBufferedBody
 	if r.cfg.maxAttempts <= 1 {
