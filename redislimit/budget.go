@@ -23,7 +23,7 @@ import (
 type budget struct {
 	l    *Limiter
 	name string
-	keys []string // the hash, the live set and the counts (script.go)
+	keys []string // the hash, the live set, the counts and the shares (script.go)
 	twin pacehttp.Budget
 
 	// horizon is the instant (unix ns, the callers' clock) of the latest
@@ -33,7 +33,7 @@ type budget struct {
 	horizon atomic.Int64
 	made    atomic.Int64 // unix ns at which that reservation was granted
 	// resumed counts the times this budget told Redis of an outage's end
-	// (twice each, see call); primed, the outages begun whose start it
+	// (twice each, see callWith); primed, the outages begun whose start it
 	// told the twin.
 	resumed atomic.Uint64
 	primed  atomic.Uint64

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,9 +143,7 @@ func (l *Limiter) watchDials() {
 	case *redis.ClusterClient:
 		addrs = c.Options().Addrs
 	case *redis.Ring:
-		for _, a := range c.Options().Addrs {
-			addrs = append(addrs, a)
-		}
+		addrs = slices.Collect(maps.Values(c.Options().Addrs))
 	}
 	if len(addrs) == 0 {
 		return
