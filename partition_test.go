@@ -59,12 +59,29 @@ func TestPartitionSweepInterval(t *testing.T) {
 		}
 	}
 	synctest.Test(t, func(t *testing.T) {
-		p := Pace(WithPartitionExpiry(time.Nanosecond))(okTransport()).(*pacer)
+		release := make(chan struct{})
+		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Host == "held.test" {
+				<-release
+			}
+			return okTransport().RoundTrip(r)
+		})
+		p := Pace(WithPartitionExpiry(time.Nanosecond))(base).(*pacer)
 		get(t, p, "a.test")
 		get(t, p, "b.test")
+		done := make(chan struct{})
+		go func() { get(t, p, "held.test"); close(done) }()
+		// With a request inside a partition the sweeper keeps running:
+		// before, at every instant, and virtual time never passed.
+		time.Sleep(2 * time.Second)
+		if names := partitionNames(p); names != "held.test" {
+			t.Errorf("partitions %q two seconds after the last request, want only the one with a request inside", names)
+		}
+		close(release)
+		<-done
 		time.Sleep(2 * time.Second)
 		if n := p.parts.len(); n != 0 {
-			t.Errorf("%d partitions two seconds after the last request, want 0", n)
+			t.Errorf("%d partitions two seconds after the held request, want 0", n)
 		}
 	})
 }
