@@ -462,9 +462,10 @@ func (l *learner) bound(until time.Time) {
 // closed records that the gate closed.
 func (l *learner) closed() { l.gateClosed = true }
 
-// accepted records that a request sent at sent, when inFlight requests (it
-// included) were out, was served.
-func (l *learner) accepted(now, sent time.Time, inFlight int) {
+// accepted records that a request sent at sent was served; level is how
+// many requests the server held together with it (partition.successLevel),
+// 0 when none is known.
+func (l *learner) accepted(now, sent time.Time, level int) {
 	l.recent.mark(sent, sendAccepted)
 	if sent.After(l.refusedAt) {
 		l.sinceRefusal++
@@ -480,7 +481,7 @@ func (l *learner) accepted(now, sent time.Time, inFlight int) {
 			l.finishRefine(now)
 		}
 	}
-	l.inFlightOK = max(l.inFlightOK, inFlight)
+	l.inFlightOK = max(l.inFlightOK, level)
 	if l.coldEnd.IsZero() || !sent.After(l.coldRefused()) {
 		if l.coldOut > 0 {
 			l.coldOut-- // counted already, as out
@@ -531,14 +532,16 @@ func (l *learner) unanswered(sent time.Time) {
 // its window turns, so probing early is pointless).
 type refusal struct{ concurrency, spent bool }
 
-// refused records that the server refused a request sent at sent, when
-// inFlight requests (it included) were out, and says what it made of it.
+// refused records that the server refused a request sent at sent, and says
+// what it made of it; level is how many requests the server held together
+// with it (partition.refusalLevel), 0 when none is known (a refusal heard
+// from the fleet).
 //
 // A refused probe (probe set) tells the learner little: it was sent into a
 // bucket known to be empty, early on purpose. It moves the point the
 // delivery rate is measured from, and if it was refused with the others out
 // of the way, it shows that the limit is a rate, not a cap.
-func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal {
+func (l *learner) refused(now, sent time.Time, level int, probe bool) refusal {
 	l.sends.add(sent, -1)
 	l.recent.mark(sent, sendRefused)
 	if !l.coldEnd.IsZero() && slotOf(sent) < slotOf(l.coldRefused()) && l.coldOut > 0 && !probe {
@@ -556,7 +559,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 	okPeak := max(l.inFlightOK, l.inFlightOKBefore)
 	if probe && !l.coldEnd.IsZero() {
 		l.markRefusal(now, sent)
-		if inFlight < okPeak-1 || inFlight < minCap {
+		if level < okPeak-1 || level < minCap {
 			l.rateShown(now)
 		}
 		return refusal{}
@@ -574,7 +577,7 @@ func (l *learner) refused(now, sent time.Time, inFlight int, probe bool) refusal
 		l.endCold(now, sent)
 	}
 	hedged := l.coldSearch && !l.searched
-	if l.capRefusal(now, inFlight, okPeak, cold, l.openingBurst(sent)) {
+	if l.capRefusal(now, level, okPeak, cold, l.openingBurst(sent)) {
 		if hedged && l.sure {
 			l.hedgeConfirmed(now, sent, prevRefusal)
 		}

@@ -76,7 +76,7 @@ func (s *slotRing) bestRate(end time.Time, burst float64, from time.Time) float6
 	best, k := 0.0, 0
 	for i := min(e, s.last); i >= first; i-- {
 		k += s.counts[i%slotCount].n()
-		w := end.Sub(time.Unix(0, i*int64(slotWidth)))
+		w := end.Sub(slotStart(i))
 		if w < minWindow || k < minEstimateCount {
 			continue
 		}
@@ -124,15 +124,6 @@ const (
 func (s *sendLog) add(t time.Time) {
 	s.at[s.next], s.state[s.next] = t.UnixNano(), sendOut
 	s.next = (s.next + 1) % recentCount
-}
-
-// latest returns the time of the latest send; the zero time before any.
-func (s *sendLog) latest() time.Time {
-	at := s.at[(int(s.next)+recentCount-1)%recentCount]
-	if at == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, at)
 }
 
 // mark records what became of the send at t, if the log still holds it.
