@@ -254,9 +254,9 @@ func (p *pacer) applyQuotas(part *partition, req *http.Request, t ticket, attemp
 	}
 	l := Limits{Source: LimitsFromHeaders}
 	var hold time.Duration
+	part.mu.Lock()
 	part.growShare(now, reqQ)
 	share := part.shareAt(now)
-	part.mu.Lock()
 	// Sent since t, less those joined to a burst under way (see countSent).
 	requestsSince := int64((part.sentRequests - t.sentRequests) - (part.joinedRequests - t.joinedRequests))
 	tokensSince := int64((part.sentTokens - t.sentTokens) - (part.joinedTokens - t.joinedTokens))
@@ -452,10 +452,8 @@ const (
 )
 
 // shareAt returns the partition's share at now, recovering it for the
-// time since its last change.
+// time since its last change. mu must be held.
 func (part *partition) shareAt(now time.Time) float64 {
-	part.mu.Lock()
-	defer part.mu.Unlock()
 	if part.share < 1 {
 		if steps := math.Floor(now.Sub(part.shareChanged).Seconds()); steps >= 1 {
 			part.share = min(1, part.share+shareRecover*steps)
@@ -468,13 +466,11 @@ func (part *partition) shareAt(now time.Time) float64 {
 
 // growShare grows a share below the whole by shareGrowth, at most every
 // shareGrowEvery, when q (the requests' quota, if any) shows the key's
-// bucket three quarters full or more.
+// bucket three quarters full or more. mu must be held.
 func (part *partition) growShare(now time.Time, q *quota) {
 	if q == nil || q.Limit <= 0 || 4*q.Remaining < 3*q.Limit {
 		return
 	}
-	part.mu.Lock()
-	defer part.mu.Unlock()
 	if part.share < 1 && now.Sub(part.shareChanged) >= shareGrowEvery {
 		part.share = min(1, part.share*shareGrowth)
 		part.shareChanged = now

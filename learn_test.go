@@ -237,7 +237,10 @@ func TestShareGrowsWhenTheKeyHasRoom(t *testing.T) {
 				part.inFlight++
 				part.mu.Unlock()
 				p.answered(part, req, ticket{sent: time.Now(), inFlight: 1}, &http.Response{StatusCode: http.StatusOK, Header: h}, nil, 1)
-				if got := part.shareAt(time.Now()); got != tc.want {
+				part.mu.Lock()
+				got := part.shareAt(time.Now())
+				part.mu.Unlock()
+				if got != tc.want {
 					t.Errorf("share %v, want %v", got, tc.want)
 				}
 			})
@@ -271,7 +274,10 @@ func TestShareCutFromTheFirstCoolDown(t *testing.T) {
 		answer(http.StatusOK, "5")
 		time.Sleep(10 * time.Millisecond)
 		answer(http.StatusTooManyRequests, "0")
-		if got := part.shareAt(time.Now()); got != 0.5 {
+		part.mu.Lock()
+		got := part.shareAt(time.Now())
+		part.mu.Unlock()
+		if got != 0.5 {
 			t.Errorf("share %v after the first cool-down, want 0.5", got)
 		}
 	})
